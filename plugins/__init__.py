@@ -1,0 +1,1 @@
+"""Built-in plugins: the branch types, stems and downsamples every spec can use."""

@@ -1,0 +1,28 @@
+"""Inception Sandbox: build, train, search and export GoogLeNet-style networks from YAML specs."""
+
+from sandbox.errors import PluginError, SandboxError, SpecError
+from sandbox.registry import REGISTRY, register_branch, register_downsample, register_stem
+
+__all__ = [
+    "REGISTRY",
+    "PluginError",
+    "SandboxError",
+    "SpecError",
+    "build",
+    "load_spec",
+    "register_branch",
+    "register_downsample",
+    "register_stem",
+]
+
+
+def __getattr__(name: str):  # lazy, so plugins can import the decorators without the builder
+    if name == "build":
+        from sandbox.builder import build
+
+        return build
+    if name == "load_spec":
+        from sandbox.spec import load_spec
+
+        return load_spec
+    raise AttributeError(name)

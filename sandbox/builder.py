@@ -1,0 +1,214 @@
+"""Concrete `Spec` → `InceptionNet`, checking every shape on the meta device as it goes.
+
+Each plugin's module is first made on the meta device and probed with an empty tensor, which
+gives its output shape for free and catches a branch that changes height/width or a feature map
+that collapses, with the YAML path of the culprit; then the real module is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from sandbox.errors import SandboxError, SpecError
+from sandbox.layers import conv_norm_act
+from sandbox.spec import AuxSpec, Call, Spec, load_spec
+
+Shape = tuple[int, int, int]  # channels, height, width
+
+
+class InceptionModule(nn.Module):
+    """Branches side by side, concatenated on channels."""
+
+    def __init__(self, branches: list[nn.Module]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([branch(x) for branch in self.branches], dim=1)
+
+
+class Stage(nn.Module):
+    """An optional downsample, then Inception modules in sequence."""
+
+    def __init__(self, downsample: nn.Module | None, blocks: list[nn.Module]) -> None:
+        super().__init__()
+        self.downsample = downsample if downsample is not None else nn.Identity()
+        self.blocks = nn.ModuleList(blocks)
+
+
+class AuxHead(nn.Module):
+    """GoogLeNet's auxiliary classifier: avg-pool, 1x1 conv, fc, dropout, fc."""
+
+    def __init__(self, aux: AuxSpec, shape: Shape, classes: int, conv_options: Mapping[str, Any]) -> None:
+        super().__init__()
+        channels, height, width = shape
+        self.pool = nn.AvgPool2d(aux.pool, stride=aux.stride)
+        self.conv = conv_norm_act(channels, aux.conv, 1, **conv_options)
+        pooled = ((height - aux.pool) // aux.stride + 1) * ((width - aux.pool) // aux.stride + 1)
+        self.fc1 = nn.Linear(aux.conv * pooled, aux.hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(aux.dropout)
+        self.fc2 = nn.Linear(aux.hidden, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv(self.pool(x)).flatten(1)
+        return self.fc2(self.dropout(self.act(self.fc1(x))))
+
+
+class Head(nn.Module):
+    """Global average pool, dropout, linear classifier."""
+
+    def __init__(self, channels: int, classes: int, dropout: float) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(channels, classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.dropout(self.pool(x).flatten(1)))
+
+
+class InceptionNet(nn.Module):
+    """A GoogLeNet-style network that takes float images in [0, 1] and normalizes them itself."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        stem: nn.Module,
+        stages: list[Stage],
+        head: Head,
+        aux: list[tuple[int, int, AuxHead, float]],
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        shape = (1, spec.channels, 1, 1)
+        self.register_buffer("mean", torch.tensor(spec.mean).view(shape), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(shape), persistent=False)
+        self.stem = stem
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+        self.aux = nn.ModuleList(head for _, _, head, _ in aux)
+        self.aux_taps = tuple((stage, block) for stage, block, _, _ in aux)
+        self.aux_weights = tuple(weight for _, _, _, weight in aux)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+        """Main logits plus one logits tensor per auxiliary head (for the training loss)."""
+        aux_logits: list[Tensor] = []
+        features = self.features(x, aux_logits)
+        return self.head(features), aux_logits
+
+    def features(self, x: Tensor, aux_logits: list[Tensor] | None = None) -> Tensor:
+        x = self.stem((x - self.mean) / self.std)
+        for s, stage in enumerate(self.stages):
+            x = stage.downsample(x)
+            for b, block in enumerate(stage.blocks):
+                x = block(x)
+                if aux_logits is not None:
+                    aux_logits.extend(h(x) for h, tap in zip(self.aux, self.aux_taps, strict=True) if tap == (s, b))
+        return x
+
+
+def build(
+    spec: Spec | str | Path | Mapping[str, Any],
+    *,
+    device: str | torch.device | None = None,
+    torchvision_weights: str | Path | Mapping[str, Tensor] | None = None,
+) -> InceptionNet:
+    """Assemble the network a spec describes; `device="meta"` builds it without memory.
+
+    `torchvision_weights` loads a torchvision GoogLeNet state dict (a file or a mapping) through
+    `sandbox.torchvision_compat`, for specs with GoogLeNet's layout such as googlenet.yaml.
+    """
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    with torch.device(device or "cpu"):
+        model = _assemble(spec)
+    if torchvision_weights is not None:
+        from sandbox.torchvision_compat import load_torchvision_weights
+
+        load_torchvision_weights(model, torchvision_weights)
+    return model
+
+
+def _assemble(spec: Spec) -> InceptionNet:
+    shape: Shape = (spec.channels, spec.size, spec.size)
+    stem, shape = _make(spec.stem, shape, "stem")
+    taps = {aux.after: aux for aux in spec.aux}
+    stages: list[Stage] = []
+    aux_heads: list[tuple[int, int, AuxHead, float]] = []
+    for s, stage_spec in enumerate(spec.stages):
+        downsample = None
+        if stage_spec.downsample is not None:
+            downsample, shape = _make(stage_spec.downsample, shape, f"stage {s}'s downsample")
+        blocks = []
+        for b, module_spec in enumerate(stage_spec.modules):
+            branches = []
+            widths = []
+            for call in module_spec.branches:
+                branch, out = _make(call, shape, f"branch {call.type!r}")
+                if out[1:] != shape[1:]:
+                    raise SpecError(
+                        call.path,
+                        f"branch {call.type!r} ({call.plugin.source}) changes height/width "
+                        f"{shape[1]}x{shape[2]} → {out[1]}x{out[2]}; branches must keep them",
+                    )
+                branches.append(branch)
+                widths.append(out[0])
+            blocks.append(InceptionModule(branches))
+            shape = (sum(widths), shape[1], shape[2])
+            if module_spec.name in taps:
+                aux = taps[module_spec.name]
+                aux_heads.append((s, b, _aux_head(aux, shape, spec), aux.weight))
+        stages.append(Stage(downsample, blocks))
+    head = Head(shape[0], spec.classes, spec.dropout)
+    return InceptionNet(spec, stem, stages, head, aux_heads)
+
+
+def _aux_head(aux: AuxSpec, shape: Shape, spec: Spec) -> AuxHead:
+    if min(shape[1:]) < aux.pool:
+        raise SpecError(
+            f"{aux.path}.pool",
+            f"the feature map after {aux.after!r} is {shape[1]}x{shape[2]}, smaller than the pool ({aux.pool})",
+        )
+    conv_options = {k: v for k, v in spec.stem.params.items() if k in ("norm", "act", "norm_eps")}
+    return AuxHead(aux, shape, spec.classes, conv_options)
+
+
+def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
+    """Build a plugin's module and learn its output shape from a meta-device probe."""
+    factory: Callable[..., nn.Module] = call.plugin.factory
+
+    def create() -> nn.Module:
+        try:
+            module = factory(shape[0], **call.params)
+        except SandboxError:
+            raise
+        except Exception as err:
+            raise SpecError(call.path, f"{what} failed to build: {type(err).__name__}: {err}") from err
+        if not isinstance(module, nn.Module):
+            raise SpecError(call.path, f"{what} returned {type(module).__name__}, not an nn.Module")
+        return module
+
+    with torch.device("meta"):
+        probe = create()
+        try:
+            out = probe(torch.empty(2, *shape))
+        except Exception as err:
+            raise SpecError(
+                call.path,
+                f"{what} cannot take a {shape[0]}x{shape[1]}x{shape[2]} input "
+                f"(the feature map may have collapsed): {type(err).__name__}: {str(err).splitlines()[0]}",
+            ) from err
+    if not isinstance(out, Tensor) or out.dim() != 4 or min(out.shape[1:]) < 1:
+        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise SpecError(call.path, f"{what} produced {got}, not a non-empty (N, C, H, W) feature map")
+    real = probe if torch.empty(0).device.type == "meta" else create()
+    return real, (out.shape[1], out.shape[2], out.shape[3])

@@ -1,0 +1,47 @@
+"""Command-line entry point: one subcommand per module in `sandbox.commands`.
+
+Each command module defines `register(subparsers)`, which adds its parser and sets `run`, a
+function taking the parsed arguments and returning an exit code. Keeping commands in separate
+modules keeps this file free of any one command's details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from sandbox.errors import SandboxError
+
+COMMANDS = ("plugins", "show", "train", "evaluate", "search", "report", "export", "predict")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m sandbox",
+        description="Inception Sandbox: build, train, search and export GoogLeNet-style networks.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"sandbox.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"sandbox.commands.{name}":
+                continue  # command not built yet
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except SandboxError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

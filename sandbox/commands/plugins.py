@@ -1,0 +1,25 @@
+"""`python -m sandbox plugins`: every registered plugin, its parameters and where it came from."""
+
+from __future__ import annotations
+
+import argparse
+
+from sandbox.registry import KINDS, REGISTRY
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("plugins", help="list registered stems, branches and downsamples")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="also load this plugin file")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for file in args.plugin:
+        REGISTRY.load_file(file)
+    for kind in KINDS:
+        print(f"{kind} plugins:")
+        for plugin in REGISTRY.all(kind):
+            params = ", ".join(p.describe() for p in plugin.params.values()) or "(no parameters)"
+            print(f"  {plugin.name:<12} {params}")
+            print(f"  {'':<12} from {plugin.source}")
+    return 0

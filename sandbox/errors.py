@@ -1,0 +1,24 @@
+"""The sandbox's own error types.
+
+Every problem a user can cause (a bad spec, a missing dataset, a bad storage URL) is raised as a
+`SandboxError` whose message is one line; the CLI prints it and exits 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SandboxError(Exception):
+    """A user-facing error: `str(err)` is one complete, self-explaining line."""
+
+
+class SpecError(SandboxError):
+    """A problem in a spec, located by its YAML path (`stages[1].modules[0].branches[2].type`)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class PluginError(SandboxError):
+    """A plugin that cannot be loaded or registered (bad file, duplicate name)."""

@@ -1,0 +1,113 @@
+"""Parameters and FLOPs, counted on the meta device (no memory, no compute).
+
+The one convention, stated wherever a figure is printed (`FLOPS_CONVENTION`): forward FLOPs per
+image at the spec's input size, 2 per multiply-add, as `torch.utils.flop_counter.FlopCounterMode`
+counts them (convolutions and matrix products; pooling, norms and activations count 0).
+Auxiliary heads are training-only: their rows are shown, but they are not in the totals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from sandbox.builder import InceptionNet, build
+from sandbox.spec import Spec, load_spec
+
+FLOPS_CONVENTION = (
+    "FLOPs: forward, per image at the spec's input size, 2 per multiply-add "
+    "(torch.utils.flop_counter.FlopCounterMode); aux heads are training-only and not in the totals"
+)
+
+
+@dataclass(frozen=True)
+class ModuleCount:
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    params: int
+    flops: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    params: int
+    flops: int
+    modules: tuple[ModuleCount, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"params": self.params, "flops": self.flops, "modules": [asdict(m) for m in self.modules]}
+
+
+def count(spec: Spec | str | Path | Mapping[str, Any]) -> Counts:
+    """Count a spec's parameters and per-image forward FLOPs, per module and in total."""
+    if not isinstance(spec, Spec):
+        spec = load_spec(spec)
+    model = build(spec, device="meta")
+    rows = _rows(model)
+    shapes: dict[str, tuple[int, ...]] = {}
+    flops: dict[str, int] = {}
+    with FlopCounterMode(display=False) as counter:
+        # Rows run one after another, so each one's FLOPs are the counter's growth across it.
+        def start(label: str) -> None:
+            flops[label] = -counter.get_total_flops()
+
+        def finish(label: str, out: torch.Tensor) -> None:
+            flops[label] += counter.get_total_flops()
+            shapes[label] = tuple(out.shape[1:])
+
+        hooks = []
+        for label, _, module in rows:
+            hooks.append(module.register_forward_pre_hook(lambda *_, label=label: start(label)))
+            hooks.append(module.register_forward_hook(lambda _m, _i, out, label=label: finish(label, out)))
+        model.forward_with_aux(torch.empty(1, spec.channels, spec.size, spec.size, device="meta"))
+        for hook in hooks:
+            hook.remove()
+    modules = tuple(
+        ModuleCount(label, kind, shapes[label], sum(p.numel() for p in module.parameters()), flops[label])
+        for label, kind, module in rows
+    )
+    inference = [m for m in modules if m.kind != "aux"]
+    return Counts(
+        params=sum(m.params for m in inference), flops=sum(m.flops for m in inference), modules=modules
+    )
+
+
+def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
+    """The network's parts in forward order, each with a label and a kind."""
+    spec = model.spec
+    rows: list[tuple[str, str, nn.Module]] = [("stem", f"stem {spec.stem.type}", model.stem)]
+    for s, (stage, stage_spec) in enumerate(zip(model.stages, spec.stages, strict=True)):
+        if stage_spec.downsample is not None:
+            rows.append(
+                (f"stage{s}.downsample", f"downsample {stage_spec.downsample.type}", stage.downsample)
+            )
+        for block, module_spec in zip(stage.blocks, stage_spec.modules, strict=True):
+            kinds = "+".join(call.type for call in module_spec.branches)
+            rows.append((module_spec.name, f"inception {kinds}", block))
+    rows.append(("head", "head", model.head))
+    for aux_spec, head in zip(spec.aux, model.aux, strict=True):
+        rows.append((f"aux@{aux_spec.after}", "aux", head))
+    return rows
+
+
+def format_table(spec: Spec, counts: Counts) -> str:
+    """The per-module table `sandbox show` prints, with totals and the FLOP convention."""
+    header = f"{'module':<22} {'kind':<44} {'output':>14} {'params':>12} {'FLOPs':>15}"
+    lines = [f"{spec.name}: input {spec.channels}x{spec.size}x{spec.size}, {spec.classes} classes", header]
+    lines.append("-" * len(header))
+    for m in counts.modules:
+        shape = "x".join(map(str, m.shape))
+        kind = m.kind if len(m.kind) <= 44 else m.kind[:41] + "..."
+        lines.append(f"{m.name:<22} {kind:<44} {shape:>14} {m.params:>12,} {m.flops:>15,}")
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<22} {'':<44} {'':>14} {counts.params:>12,} {counts.flops:>15,}")
+    lines.append(f"= {counts.params / 1e6:.2f} M params, {counts.flops / 1e6:,.1f} MFLOPs per image")
+    lines.append(FLOPS_CONVENTION)
+    return "\n".join(lines)

@@ -1,0 +1,371 @@
+"""YAML spec → validated `Spec`; every error names the YAML path of the problem.
+
+The spec's plugin calls (stem, branches, downsamples) are checked against the factories'
+signatures, so plugins need no schema of their own. Sections that belong to other stages of the
+flow (`train:`, `data:`, `search:`) are only checked to be mappings here and are validated by the
+modules that read them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandbox.errors import PluginError, SpecError
+from sandbox.registry import REGISTRY, Param, Plugin
+
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
+TOP_LEVEL_KEYS = (
+    "name", "description", "input", "classes", "normalize", "defaults", "plugins",
+    "stem", "stages", "head", "aux", "train", "data", "search",
+)  # fmt: skip
+WIDTH_KEYS = ("out", "reduce", "width", "channels")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One plugin invocation: which plugin, with which parameters, from where in the YAML."""
+
+    kind: str
+    type: str
+    params: dict[str, Any]
+    path: str
+
+    @property
+    def plugin(self) -> Plugin:
+        return REGISTRY.get(self.kind, self.type, f"{self.path}.type")
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """An Inception module: branches run side by side and concatenated on channels."""
+
+    name: str
+    branches: tuple[Call, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    downsample: Call | None
+    modules: tuple[ModuleSpec, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class AuxSpec:
+    """A training-only classifier tapped after module `after` (GoogLeNet's aux head by default)."""
+
+    after: str
+    weight: float
+    pool: int
+    stride: int
+    conv: int
+    hidden: int
+    dropout: float
+    path: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    channels: int
+    size: int
+    classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    stem: Call
+    stages: tuple[StageSpec, ...]
+    dropout: float
+    aux: tuple[AuxSpec, ...]
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def module_names(self) -> list[str]:
+        return [module.name for stage in self.stages for module in stage.modules]
+
+
+# ---------------------------------------------------------------------------- reading YAML
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a spec file into a mapping; malformed YAML is a SpecError with its line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(where, f"malformed YAML: {problem}") from err
+    if not isinstance(data, dict):
+        raise SpecError(str(path), f"the top level must be a mapping of keys, not {_kind(data)}")
+    return data
+
+
+def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[str | Path] = ()) -> Spec:
+    """Read and validate a concrete spec from a YAML file or a mapping.
+
+    `plugin_files` (from `--plugin`) are loaded before the spec's own `plugins:` list, whose
+    paths are relative to the spec file (to the working directory for a mapping).
+    """
+    if isinstance(source, Mapping):
+        raw, base = dict(source), Path.cwd()
+        path = None
+    else:
+        path = Path(source)
+        raw, base = read_yaml(path), path.resolve().parent
+    for file in plugin_files:
+        _load_plugin(file, "--plugin")
+    return validate(raw, base=base, source=path)
+
+
+def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) -> Spec:
+    """Check a concrete spec mapping and turn it into a `Spec`."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("", f"the top level must be a mapping of keys, not {_kind(raw)}")
+    _check_keys(raw, TOP_LEVEL_KEYS, "", required=("stem", "stages"))
+    for index, file in enumerate(_list(raw, "plugins", "plugins")):
+        _load_plugin(base / _typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
+
+    size_spec = _mapping(raw.get("input", {}), "input")
+    _check_keys(size_spec, ("channels", "size"), "input")
+    channels = _positive_int(size_spec.get("channels", 1), "input.channels")
+    size = _positive_int(size_spec.get("size", 28), "input.size")
+    mean, std = _normalization(raw.get("normalize", {}), channels)
+    defaults = _mapping(raw.get("defaults", {}), "defaults")
+
+    stages_raw = raw["stages"]
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise SpecError("stages", f"expected a non-empty list of stages, got {_kind(stages_raw)}")
+    stages = tuple(_stage(stage, i, defaults) for i, stage in enumerate(stages_raw))
+    names = [module.name for stage in stages for module in stage.modules]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise SpecError("stages", f"module name {duplicates[0]!r} is used more than once")
+
+    head = _mapping(raw.get("head", {}), "head")
+    _check_keys(head, ("dropout",), "head")
+    return Spec(
+        name=_typed(raw.get("name", source.stem if source else "network"), str, "name"),
+        channels=channels,
+        size=size,
+        classes=_positive_int(raw.get("classes", 10), "classes"),
+        mean=mean,
+        std=std,
+        stem=_call("stem", raw["stem"], "stem", defaults),
+        stages=stages,
+        dropout=_probability(head.get("dropout", 0.2), "head.dropout"),
+        aux=tuple(_aux(a, f"aux[{i}]", names) for i, a in enumerate(_list(raw, "aux", "aux"))),
+        train=dict(_mapping(raw.get("train", {}), "train")),
+        data=dict(_mapping(raw.get("data", {}), "data")),
+        search=dict(_mapping(raw.get("search", {}), "search")),
+        raw=dict(raw),
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def _stage(raw: Any, index: int, defaults: Mapping[str, Any]) -> StageSpec:
+    path = f"stages[{index}]"
+    stage = _mapping(raw, path)
+    _check_keys(stage, ("downsample", "modules"), path, required=("modules",))
+    down = stage.get("downsample")
+    downsample = None if down is None else _call("downsample", down, f"{path}.downsample", defaults)
+    modules_raw = stage["modules"]
+    if not isinstance(modules_raw, list) or not modules_raw:
+        raise SpecError(f"{path}.modules", f"expected a non-empty list of modules, got {_kind(modules_raw)}")
+    modules: list[ModuleSpec] = []
+    for j, module_raw in enumerate(modules_raw):
+        modules.extend(_modules(module_raw, index, j, defaults))
+    return StageSpec(downsample, tuple(modules), path)
+
+
+def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> list[ModuleSpec]:
+    """One entry of `modules:`, which `repeat: n` turns into n modules of the same widths."""
+    path = f"stages[{stage}].modules[{index}]"
+    module = _mapping(raw, path)
+    _check_keys(module, ("name", "branches", "repeat"), path, required=("branches",))
+    repeat = _positive_int(module.get("repeat", 1), f"{path}.repeat")
+    branches_raw = module["branches"]
+    if not isinstance(branches_raw, list) or not branches_raw:
+        raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {_kind(branches_raw)}")
+    branches = tuple(
+        _call("branch", b, f"{path}.branches[{k}]", defaults) for k, b in enumerate(branches_raw)
+    )
+    base = _typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
+    names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
+    return [ModuleSpec(name, branches, path) for name in names]
+
+
+def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
+    aux = _mapping(raw, path)
+    keys = ("after", "weight", "pool", "stride", "conv", "hidden", "dropout")
+    _check_keys(aux, keys, path, required=("after",))
+    after = str(aux["after"])
+    if after not in module_names:
+        raise SpecError(f"{path}.after", f"no module named {after!r} (modules: {', '.join(module_names)})")
+    return AuxSpec(
+        after=after,
+        weight=_typed(aux.get("weight", 0.3), float, f"{path}.weight"),
+        pool=_positive_int(aux.get("pool", 5), f"{path}.pool"),
+        stride=_positive_int(aux.get("stride", 3), f"{path}.stride"),
+        conv=_positive_int(aux.get("conv", 128), f"{path}.conv"),
+        hidden=_positive_int(aux.get("hidden", 1024), f"{path}.hidden"),
+        dropout=_probability(aux.get("dropout", 0.7), f"{path}.dropout"),
+        path=path,
+    )
+
+
+def _normalization(raw: Any, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    norm = _mapping(raw, "normalize")
+    _check_keys(norm, ("mean", "std"), "normalize")
+    default_mean = FASHION_MNIST_MEAN * channels if channels > 1 else FASHION_MNIST_MEAN
+    default_std = FASHION_MNIST_STD * channels if channels > 1 else FASHION_MNIST_STD
+    values = []
+    for key, default in (("mean", default_mean), ("std", default_std)):
+        seq = norm.get(key, list(default))
+        if not isinstance(seq, list) or len(seq) != channels:
+            raise SpecError(f"normalize.{key}", f"expected a list of {channels} numbers (one per channel)")
+        values.append(tuple(_typed(v, float, f"normalize.{key}[{i}]") for i, v in enumerate(seq)))
+    if any(s <= 0 for s in values[1]):
+        raise SpecError("normalize.std", "every std must be positive")
+    return values[0], values[1]
+
+
+def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
+    """Check a `{type: ..., key: value}` mapping against the plugin's signature."""
+    call = _mapping(raw, path)
+    if "type" not in call:
+        raise SpecError(path, f"missing key 'type' (the {kind} plugin to use)")
+    plugin = REGISTRY.get(kind, call["type"], f"{path}.type")
+    params = plugin.params
+    given = {k: v for k, v in call.items() if k != "type"}
+    for key in given:
+        if key not in params:
+            takes = ", ".join(params) or "no keys"
+            raise SpecError(f"{path}.{key}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
+    merged = {k: v for k, v in defaults.items() if k in params} | given
+    for name, param in params.items():
+        if name not in merged and param.required:
+            raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
+    checked = {k: _check_param(v, params[k], f"{path}.{k}") for k, v in merged.items()}
+    return Call(kind, plugin.name, checked, path)
+
+
+def _check_param(value: Any, param: Param, path: str) -> Any:
+    value = _check_type(value, param.annotation, path)
+    if param.name in WIDTH_KEYS and isinstance(value, int) and value < 1:
+        raise SpecError(path, f"must be a positive number of channels, got {value}")
+    return value
+
+
+def _check_type(value: Any, annotation: Any, path: str) -> Any:
+    """Check `value` against a factory annotation (int, float, bool, str, Literal, X | None, list[X])."""
+    if annotation in (inspect.Parameter.empty, Any):
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _check_type(value, option, path)
+            except SpecError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is typing.Literal:
+        if value not in args:
+            raise SpecError(path, f"expected one of {', '.join(map(repr, args))}, got {value!r}")
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise SpecError(path, f"expected a list, got {_kind(value)}")
+        item = args[0] if args else Any
+        return [_check_type(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(annotation, type):
+        return _typed(value, annotation, path)
+    return value
+
+
+# ---------------------------------------------------------------------------- small checks
+
+
+def _typed(value: Any, expected: type, path: str) -> Any:
+    if expected is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, bool):
+        raise SpecError(path, f"expected an integer, got {value!r}")
+    if not isinstance(value, expected):
+        article = "an" if expected.__name__[0] in "aeiou" else "a"
+        raise SpecError(path, f"expected {article} {expected.__name__}, got {_kind(value)} {value!r}")
+    return value
+
+
+def _positive_int(value: Any, path: str) -> int:
+    value = _typed(value, int, path)
+    if value < 1:
+        raise SpecError(path, f"must be positive, got {value}")
+    return value
+
+
+def _probability(value: Any, path: str) -> float:
+    value = _typed(value, float, path)
+    if not 0.0 <= value < 1.0:
+        raise SpecError(path, f"must be in [0, 1), got {value}")
+    return value
+
+
+def _mapping(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(path, f"expected a mapping, got {_kind(value)}")
+    return value
+
+
+def _list(raw: Mapping[str, Any], key: str, path: str) -> list[Any]:
+    value = raw.get(key) or []
+    if not isinstance(value, list):
+        raise SpecError(path, f"expected a list, got {_kind(value)}")
+    return value
+
+
+def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], path: str, required: Sequence[str] = ()) -> None:
+    prefix = f"{path}." if path else ""
+    for key in mapping:
+        if key not in allowed:
+            raise SpecError(f"{prefix}{key}", f"unknown key (allowed here: {', '.join(allowed)})")
+    for key in required:
+        if key not in mapping:
+            raise SpecError(path or "spec", f"missing key {key!r}")
+
+
+def _load_plugin(file: str | Path, path: str) -> None:
+    try:
+        REGISTRY.load_file(file)
+    except PluginError as err:
+        raise SpecError(path, str(err)) from err
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", type(None): "nothing"}.get(
+        type(value), type(value).__name__
+    )

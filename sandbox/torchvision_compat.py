@@ -1,0 +1,66 @@
+"""Key mapping between torchvision's GoogLeNet and a sandbox network of the same layout.
+
+torchvision names           sandbox names
+conv1. conv2. conv3.    →   stem.conv1. stem.conv2. stem.conv3.
+inception4c.branch2.    →   stages.1.blocks.2.branches.1.   (stage = digit - 3, block = letter, branch - 1)
+aux1. aux2.             →   aux.0. aux.1.
+fc.                     →   head.fc.
+
+Used by the parity test, and by `build(spec, torchvision_weights=...)` to start from
+torchvision's pretrained GoogLeNet weights where a user has them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from sandbox.errors import SandboxError
+
+_INCEPTION = re.compile(r"^inception(\d)([a-z])\.branch(\d)\.")
+_AUX = re.compile(r"^aux(\d)\.")
+
+
+def torchvision_key(key: str) -> str:
+    """The sandbox name of one torchvision GoogLeNet state-dict key."""
+    if key.startswith(("conv1.", "conv2.", "conv3.")):
+        return f"stem.{key}"
+    if key.startswith("fc."):
+        return f"head.{key}"
+    if match := _INCEPTION.match(key):
+        stage, block, branch = int(match[1]) - 3, ord(match[2]) - ord("a"), int(match[3]) - 1
+        return f"stages.{stage}.blocks.{block}.branches.{branch}.{key[match.end():]}"
+    if match := _AUX.match(key):
+        return f"aux.{int(match[1]) - 1}.{key[match.end():]}"
+    raise SandboxError(f"torchvision weights: unexpected key {key!r} (not a GoogLeNet state dict?)")
+
+
+def from_torchvision(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {torchvision_key(key): value for key, value in state_dict.items()}
+
+
+def load_torchvision_weights(model: nn.Module, weights: str | Path | Mapping[str, Tensor]) -> None:
+    """Load a torchvision GoogLeNet state dict (a file or a mapping) into `model`.
+
+    Auxiliary-classifier weights are skipped when the model has no aux heads, as torchvision
+    does when it is built with `aux_logits=False`.
+    """
+    if not isinstance(weights, Mapping):
+        try:
+            weights = torch.load(weights, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError) as err:
+            raise SandboxError(f"cannot read torchvision weights {weights}: {err}") from err
+    mapped = from_torchvision(weights)
+    if not any(key.startswith("aux.") for key in model.state_dict()):
+        mapped = {key: value for key, value in mapped.items() if not key.startswith("aux.")}
+    try:
+        result = model.load_state_dict(mapped, strict=False)
+    except RuntimeError as err:  # shape mismatches
+        raise SandboxError(f"torchvision weights do not fit this network: {str(err).splitlines()[-1].strip()}") from err
+    problems = [*(f"missing {k}" for k in result.missing_keys), *(f"unexpected {k}" for k in result.unexpected_keys)]
+    if problems:
+        raise SandboxError(f"torchvision weights do not fit this network: {'; '.join(problems[:3])}")

@@ -74,9 +74,7 @@ def count(spec: Spec | str | Path | Mapping[str, Any]) -> Counts:
         for label, kind, module in rows
     )
     inference = [m for m in modules if m.kind != "aux"]
-    return Counts(
-        params=sum(m.params for m in inference), flops=sum(m.flops for m in inference), modules=modules
-    )
+    return Counts(params=sum(m.params for m in inference), flops=sum(m.flops for m in inference), modules=modules)
 
 
 def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
@@ -85,9 +83,7 @@ def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
     rows: list[tuple[str, str, nn.Module]] = [("stem", f"stem {spec.stem.type}", model.stem)]
     for s, (stage, stage_spec) in enumerate(zip(model.stages, spec.stages, strict=True)):
         if stage_spec.downsample is not None:
-            rows.append(
-                (f"stage{s}.downsample", f"downsample {stage_spec.downsample.type}", stage.downsample)
-            )
+            rows.append((f"stage{s}.downsample", f"downsample {stage_spec.downsample.type}", stage.downsample))
         for block, module_spec in zip(stage.blocks, stage_spec.modules, strict=True):
             kinds = "+".join(call.type for call in module_spec.branches)
             rows.append((module_spec.name, f"inception {kinds}", block))

@@ -104,9 +104,7 @@ class Registry:
         source = _source_of(factory)
         existing = self._plugins[kind].get(name)
         if existing is not None and existing.source != source:
-            raise PluginError(
-                f"{kind} {name!r} is registered twice: by {existing.source} and by {source}"
-            )
+            raise PluginError(f"{kind} {name!r} is registered twice: by {existing.source} and by {source}")
         params = list(inspect.signature(factory).parameters.values())
         if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
             raise PluginError(f"{kind} {name!r} ({source}): the factory's first parameter must be in_channels")
@@ -124,8 +122,7 @@ class Registry:
                 entry.load()
             except Exception as err:
                 raise PluginError(
-                    f"plugin entry point {entry.name!r} ({entry.value}) failed to load: "
-                    f"{type(err).__name__}: {err}"
+                    f"plugin entry point {entry.name!r} ({entry.value}) failed to load: {type(err).__name__}: {err}"
                 ) from err
 
     def load_file(self, path: str | Path) -> None:

@@ -207,9 +207,7 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     branches_raw = module["branches"]
     if not isinstance(branches_raw, list) or not branches_raw:
         raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {_kind(branches_raw)}")
-    branches = tuple(
-        _call("branch", b, f"{path}.branches[{k}]", defaults) for k, b in enumerate(branches_raw)
-    )
+    branches = tuple(_call("branch", b, f"{path}.branches[{k}]", defaults) for k, b in enumerate(branches_raw))
     base = _typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
     names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
     return [ModuleSpec(name, branches, path) for name in names]

@@ -33,9 +33,9 @@ def torchvision_key(key: str) -> str:
         return f"head.{key}"
     if match := _INCEPTION.match(key):
         stage, block, branch = int(match[1]) - 3, ord(match[2]) - ord("a"), int(match[3]) - 1
-        return f"stages.{stage}.blocks.{block}.branches.{branch}.{key[match.end():]}"
+        return f"stages.{stage}.blocks.{block}.branches.{branch}.{key[match.end() :]}"
     if match := _AUX.match(key):
-        return f"aux.{int(match[1]) - 1}.{key[match.end():]}"
+        return f"aux.{int(match[1]) - 1}.{key[match.end() :]}"
     raise SandboxError(f"torchvision weights: unexpected key {key!r} (not a GoogLeNet state dict?)")
 
 

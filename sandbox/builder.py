@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from sandbox.errors import SandboxError, SpecError
+from sandbox.errors import SandboxError, SpecError, describe
 from sandbox.layers import conv_norm_act
 from sandbox.spec import AuxSpec, Call, Spec, load_spec
 
@@ -192,7 +192,7 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
         except SandboxError:
             raise
         except Exception as err:
-            raise SpecError(call.path, f"{what} failed to build: {type(err).__name__}: {err}") from err
+            raise SpecError(call.path, f"{what} failed to build: {describe(err)}") from err
         if not isinstance(module, nn.Module):
             raise SpecError(call.path, f"{what} returned {type(module).__name__}, not an nn.Module")
         return module
@@ -205,7 +205,7 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
             raise SpecError(
                 call.path,
                 f"{what} cannot take a {shape[0]}x{shape[1]}x{shape[2]} input "
-                f"(the feature map may have collapsed): {type(err).__name__}: {str(err).splitlines()[0]}",
+                f"(the feature map may have collapsed): {describe(err)}",
             ) from err
     if not isinstance(out, Tensor) or out.dim() != 4 or min(out.shape[1:]) < 1:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__

@@ -22,3 +22,9 @@ class SpecError(SandboxError):
 
 class PluginError(SandboxError):
     """A plugin that cannot be loaded or registered (bad file, duplicate name)."""
+
+
+def describe(err: BaseException) -> str:
+    """`Type: first line` of a foreign exception, so a SandboxError wrapping it stays one line."""
+    lines = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import PluginError, SpecError
+from sandbox.errors import PluginError, SpecError, describe
 
 KINDS = ("stem", "branch", "downsample")
 BUILTIN_MODULES = ("plugins.stems", "plugins.branches", "plugins.downsamples")
@@ -122,7 +122,7 @@ class Registry:
                 entry.load()
             except Exception as err:
                 raise PluginError(
-                    f"plugin entry point {entry.name!r} ({entry.value}) failed to load: {type(err).__name__}: {err}"
+                    f"plugin entry point {entry.name!r} ({entry.value}) failed to load: {describe(err)}"
                 ) from err
 
     def load_file(self, path: str | Path) -> None:
@@ -147,7 +147,7 @@ class Registry:
             raise
         except Exception as err:
             sys.modules.pop(module_name, None)
-            raise PluginError(f"plugin file {path} failed to import: {type(err).__name__}: {err}") from err
+            raise PluginError(f"plugin file {path} failed to import: {describe(err)}") from err
         self._loaded_files.add(path)
 
     def get(self, kind: str, name: Any, path: str) -> Plugin:

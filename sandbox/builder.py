@@ -200,7 +200,9 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
     with torch.device("meta"):
         probe = create()
         try:
-            out = probe(torch.empty(2, *shape))
+            with torch.no_grad():
+                out = probe.eval()(torch.empty(2, *shape))  # eval: meta batch norm is 2x faster
+            probe.train()
         except Exception as err:
             raise SpecError(
                 call.path,

@@ -66,7 +66,8 @@ def count(spec: Spec | str | Path | Mapping[str, Any]) -> Counts:
         for label, _, module in rows:
             hooks.append(module.register_forward_pre_hook(lambda *_, label=label: start(label)))
             hooks.append(module.register_forward_hook(lambda _m, _i, out, label=label: finish(label, out)))
-        model.forward_with_aux(torch.empty(1, spec.channels, spec.size, spec.size, device="meta"))
+        with torch.no_grad():
+            model.eval().forward_with_aux(torch.empty(1, spec.channels, spec.size, spec.size, device="meta"))
         for hook in hooks:
             hook.remove()
     modules = tuple(

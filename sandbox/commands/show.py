@@ -1,24 +1,55 @@
-"""`python -m sandbox show SPEC`: the per-module table of shapes, parameters and FLOPs."""
+"""`python -m sandbox show SPEC`: the per-module table of shapes, parameters and FLOPs.
+
+For a search space it shows the space instead: its dimensions, the FLOPs of its smallest and
+largest candidates, and how much of it fits the budget.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from sandbox.flops import FLOPS_CONVENTION, count, format_table
-from sandbox.spec import load_spec
+from sandbox.registry import REGISTRY
+from sandbox.search_config import search_config
+from sandbox.space import primitives
+from sandbox.space_flops import space_flops
+from sandbox.spec import load_spec, read_yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="print a spec's modules, shapes, parameters and FLOPs")
-    parser.add_argument("spec", help="a spec YAML file")
+    parser.add_argument("spec", help="a spec YAML file (concrete, or a search space)")
     parser.add_argument("--json", action="store_true", help="print {params, flops, modules} as JSON")
+    parser.add_argument("--budget", help="FLOP budget to measure a space against (default: the spec's)")
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    spec = load_spec(args.spec, plugin_files=args.plugin)
+    for file in args.plugin:
+        REGISTRY.load_file(file)
+    raw = read_yaml(args.spec)
+    dimensions = primitives(raw)
+    if dimensions:
+        config = search_config(raw.get("search") or {}).with_overrides(budget=args.budget)
+        bounds = space_flops(raw, Path(args.spec).resolve().parent, config.budget)
+        if args.json:
+            print(json.dumps({"dimensions": {d.path: d.describe() for d in dimensions}, **vars(bounds)}, indent=2))
+            return 0
+        print(f"search space {raw.get('name', Path(args.spec).stem)!r}: {len(dimensions)} dimensions")
+        for dimension in dimensions:
+            print(f"  {dimension.path:<58} {dimension.describe()}")
+        print(f"smallest candidate: {bounds.smallest / 1e6:,.2f} MFLOPs; largest: {bounds.largest / 1e6:,.2f} MFLOPs")
+        if bounds.within_budget is not None:
+            print(
+                f"budget {config.budget / 1e6:,.2f} MFLOPs: {bounds.within_budget:.0%} of "
+                f"{bounds.samples} random candidates fit"
+            )
+        print(FLOPS_CONVENTION)
+        return 0
+    spec = load_spec(args.spec)
     counts = count(spec)
     if args.json:
         print(json.dumps({**counts.as_dict(), "convention": FLOPS_CONVENTION}, indent=2))

@@ -1,0 +1,101 @@
+"""FLOP bounds of a search space: its smallest and largest candidates, and how much fits a budget.
+
+Exact bounds would mean enumerating the space, so: the smallest is found by coordinate descent
+(numbers at their low end, each choice set to its cheapest option in turn, repeated until nothing
+improves), the largest likewise upwards, and the share under a budget is estimated from random
+samples. Every candidate is counted the one documented way (`sandbox.flops`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optuna.distributions import CategoricalDistribution
+
+from sandbox.errors import SpecError
+from sandbox.flops import count
+from sandbox.space import Primitive, sample
+from sandbox.spec import validate
+
+
+@dataclass(frozen=True)
+class SpaceFlops:
+    smallest: int
+    largest: int
+    samples: int
+    within_budget: float | None  # share of random samples under the budget; None without a budget
+
+
+def candidate_flops(raw: Mapping[str, Any], base: Path) -> int | None:
+    """FLOPs of one concrete candidate, None when the candidate is not a valid network."""
+    try:
+        return count(validate(raw, base=base)).flops
+    except SpecError:
+        return None
+
+
+def _extreme(space: Mapping[str, Any], base: Path, direction: int) -> int | None:
+    """Coordinate descent towards the smallest (direction 1) or largest (-1) FLOPs."""
+    assignment: dict[str, Any] = {}
+    seen: dict[str, Primitive] = {}
+
+    def suggest(primitive: Primitive) -> Any:
+        seen.setdefault(primitive.path, primitive)
+        dist = primitive.distribution
+        if isinstance(dist, CategoricalDistribution):
+            return assignment.setdefault(primitive.path, dist.choices[0])
+        return assignment.setdefault(primitive.path, dist.low if direction > 0 else dist.high)
+
+    def score(flops: int | None) -> float:
+        return float("inf") if flops is None else direction * flops
+
+    best = candidate_flops(sample(space, suggest), base)
+    improved = True
+    while improved:
+        improved = False
+        for path, primitive in list(seen.items()):
+            if not isinstance(primitive.distribution, CategoricalDistribution):
+                continue
+            for choice in primitive.distribution.choices:
+                previous = assignment[path]
+                assignment[path] = choice
+                flops = candidate_flops(sample(space, suggest), base)
+                if score(flops) < score(best):
+                    best, improved = flops, True
+                else:
+                    assignment[path] = previous
+    return best
+
+
+def random_suggest(rng: random.Random):
+    def suggest(primitive: Primitive) -> Any:
+        dist = primitive.distribution
+        if isinstance(dist, CategoricalDistribution):
+            return rng.choice(dist.choices)
+        if dist.step:
+            steps = int(round((dist.high - dist.low) / dist.step))
+            return type(dist.low)(dist.low + dist.step * rng.randint(0, steps))
+        return rng.uniform(dist.low, dist.high)
+
+    return suggest
+
+
+def smallest_flops(space: Mapping[str, Any], base: Path) -> int | None:
+    """The FLOPs of the cheapest valid candidate coordinate descent finds (None: none valid)."""
+    return _extreme(space, base, 1)
+
+
+def space_flops(space: Mapping[str, Any], base: Path, budget: int | None, samples: int = 64) -> SpaceFlops:
+    smallest = smallest_flops(space, base)
+    largest = _extreme(space, base, -1)
+    rng = random.Random(0)
+    counted = [candidate_flops(sample(space, random_suggest(rng)), base) for _ in range(samples)]
+    valid = [f for f in counted if f is not None]
+    if smallest is None or not valid:
+        raise SpecError("stages", "no candidate of this search space is a valid network")
+    within = None if budget is None else sum(f <= budget for f in valid) / len(valid)
+    return SpaceFlops(min(smallest, *valid), max(largest or 0, *valid), len(valid), within)

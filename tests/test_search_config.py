@@ -1,0 +1,59 @@
+"""The `search:` section: budgets, samplers, pruners, objectives, and their errors."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from sandbox.errors import SpecError
+from sandbox.search_config import parse_flops, search_config
+
+
+@pytest.mark.parametrize(
+    ("text", "flops"), [("50M", 50_000_000), ("1.5G", 1_500_000_000), (30_000_000, 30_000_000), ("20 MFLOPs", 20e6)]
+)
+def test_flop_amounts(text, flops) -> None:
+    assert parse_flops(text, "search.budget") == flops
+
+
+@pytest.mark.parametrize(
+    ("section", "path"),
+    [
+        ({"budget": "lots"}, "search.budget"),
+        ({"budget": {"params": 3}}, "search.budget"),
+        ({"trials": 0}, "search.trials"),
+        ({"sampler": "cmaes"}, "search.sampler"),
+        ({"pruner": "sha"}, "search.pruner"),
+        ({"objective": ["flops"]}, "search.objective"),
+        ({"trails": 4}, "search.trails"),
+    ],
+)
+def test_bad_values_name_their_key(section, path) -> None:
+    with pytest.raises(SpecError) as err:
+        search_config(section)
+    assert err.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("name", "cls"),
+    [
+        ("tpe", optuna.samplers.TPESampler),
+        ("nsga2", optuna.samplers.NSGAIISampler),
+        ("gp", optuna.samplers.GPSampler),
+        ("random", optuna.samplers.RandomSampler),
+    ],
+)
+def test_samplers(name, cls) -> None:
+    assert isinstance(search_config({"sampler": name}).make_sampler(), cls)
+
+
+def test_pruning_is_off_for_two_objectives() -> None:
+    config = search_config({"objective": ["accuracy", "flops"], "pruner": "median"})
+    assert config.directions == ["maximize", "minimize"]
+    assert isinstance(config.make_pruner(), optuna.pruners.NopPruner)
+    assert isinstance(search_config({"pruner": "hyperband"}).make_pruner(), optuna.pruners.HyperbandPruner)
+
+
+def test_cli_flags_override_the_spec() -> None:
+    config = search_config({"budget": "50M", "trials": 4}).with_overrides(budget="20M", trials=None)
+    assert (config.budget, config.trials) == (20_000_000, 4)

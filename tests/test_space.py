@@ -1,0 +1,109 @@
+"""Search primitives: parsing, sampling, dropped branches, type-choice keys, FLOP bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from sandbox.errors import SpecError
+from sandbox.flops import count
+from sandbox.space import Primitive, parse_primitive, primitives, sample, signature
+from sandbox.space_flops import smallest_flops, space_flops
+from sandbox.spec import validate
+
+
+def space(small_spec) -> dict[str, Any]:
+    raw = small_spec()
+    raw["stem"]["out"] = {"int": [8, 32], "step": 8}
+    branches = raw["stages"][0]["modules"][0]["branches"]
+    branches[1] = {"type": {"choice": ["conv3x3", "double3x3", "none"]}, "reduce": 8, "out": 16}
+    branches[2] = {"choice": [{"type": "conv5x5", "reduce": 4, "out": {"choice": [8, 16]}}, "none"]}
+    raw["train"] = {"lr": {"float": [0.01, 0.3], "log": True}}
+    return raw
+
+
+def first_option(primitive: Primitive) -> Any:
+    dist = primitive.distribution
+    return dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low
+
+
+def test_primitives_are_named_by_their_yaml_path(small_spec) -> None:
+    dims = {p.path: p.distribution for p in primitives(space(small_spec))}
+    assert dims["stem.out"] == IntDistribution(8, 32, step=8)
+    assert dims["train.lr"] == FloatDistribution(0.01, 0.3, log=True)
+    assert dims["stages[0].modules[0].branches[1].type"].choices == ("conv3x3", "double3x3", "none")
+    # a primitive nested in a choice's option is its own dimension, named after the option
+    assert dims["stages[0].modules[0].branches[2]=conv5x5.out"].choices == (8, 16)
+
+
+def test_sampling_yields_a_concrete_spec(small_spec) -> None:
+    concrete = sample(space(small_spec), first_option)
+    assert concrete["stem"]["out"] == 8
+    assert concrete["train"]["lr"] == 0.01
+    assert concrete["stages"][0]["modules"][0]["branches"][2] == {"type": "conv5x5", "reduce": 4, "out": 8}
+    assert not primitives(concrete)
+    validate(concrete, base=Path.cwd())
+
+
+def test_none_drops_a_branch(small_spec) -> None:
+    def pick_none(primitive: Primitive) -> Any:
+        choices = getattr(primitive.distribution, "choices", None)
+        return "none" if choices and "none" in choices else first_option(primitive)
+
+    branches = sample(space(small_spec), pick_none)["stages"][0]["modules"][0]["branches"]
+    assert [b["type"] for b in branches] == ["conv1x1", "pool_proj"]
+
+
+def test_keys_a_chosen_type_does_not_take_are_an_error(small_spec) -> None:
+    raw = small_spec()
+    raw["stages"][0]["modules"][0]["branches"][1] = {"type": {"choice": ["conv1x1", "conv3x3"]}, "reduce": 8, "out": 8}
+    with pytest.raises(SpecError) as err:
+        primitives(raw)
+    assert err.value.path == "stages[0].modules[0].branches[1].reduce"
+    assert "conv1x1" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "path"),
+    [
+        ({"int": [32, 8]}, "x.int"),
+        ({"int": [1.5, 8]}, "x.int"),
+        ({"float": [0.1]}, "x.float"),
+        ({"choice": []}, "x.choice"),
+        ({"int": [1, 8], "stp": 2}, "x.stp"),
+        ({"float": [0.1, 1.0], "log": "yes"}, "x.log"),
+    ],
+)
+def test_malformed_primitives_name_their_key(value: dict[str, Any], path: str) -> None:
+    with pytest.raises(SpecError) as err:
+        parse_primitive(value, "x")
+    assert err.value.path == path
+
+
+def test_signature_changes_when_a_choice_list_changes(small_spec) -> None:
+    before = space(small_spec)
+    after = space(small_spec)
+    after["stages"][0]["modules"][0]["branches"][1]["type"]["choice"].append("conv5x5")
+    changed = {k for k in signature(before) if signature(before)[k] != signature(after).get(k)}
+    assert changed == {"stages[0].modules[0].branches[1].type"}
+
+
+def test_flop_bounds_bracket_every_candidate(small_spec) -> None:
+    raw = space(small_spec)
+    bounds = space_flops(raw, Path.cwd(), budget=None, samples=8)
+    smallest = smallest_flops(raw, Path.cwd())
+    assert smallest == bounds.smallest
+    lowest = count(validate(sample(raw, first_option), base=Path.cwd())).flops
+    assert bounds.smallest <= lowest <= bounds.largest
+    assert bounds.smallest < bounds.largest
+
+
+def test_budget_share_is_measured(small_spec) -> None:
+    raw = space(small_spec)
+    bounds = space_flops(raw, Path.cwd(), budget=10**12, samples=8)
+    assert bounds.within_budget == 1.0
+    bounds = space_flops(raw, Path.cwd(), budget=1, samples=8)
+    assert bounds.within_budget == 0.0

@@ -106,6 +106,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         text = path.read_text()
     except OSError as err:
         raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise SpecError("", f"cannot read spec {path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -150,6 +152,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
     mean, std = _normalization(raw.get("normalize", {}), channels)
     defaults = _mapping(raw.get("defaults", {}), "defaults")
 
+    stem = _call("stem", raw["stem"], "stem", defaults)
     stages_raw = raw["stages"]
     if not isinstance(stages_raw, list) or not stages_raw:
         raise SpecError("stages", f"expected a non-empty list of stages, got {_kind(stages_raw)}")
@@ -158,6 +161,11 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise SpecError("stages", f"module name {duplicates[0]!r} is used more than once")
+    _check_defaults(defaults, [stem, *(call for stage in stages for call in _calls(stage))])
+    aux = tuple(_aux(a, f"aux[{i}]", names) for i, a in enumerate(_list(raw, "aux", "aux")))
+    for i, tap in enumerate(aux):
+        if tap.after in [earlier.after for earlier in aux[:i]]:
+            raise SpecError(f"{tap.path}.after", f"module {tap.after!r} already has an aux head")
 
     head = _mapping(raw.get("head", {}), "head")
     _check_keys(head, ("dropout",), "head")
@@ -168,10 +176,10 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
         classes=_positive_int(raw.get("classes", 10), "classes"),
         mean=mean,
         std=std,
-        stem=_call("stem", raw["stem"], "stem", defaults),
+        stem=stem,
         stages=stages,
         dropout=_probability(head.get("dropout", 0.2), "head.dropout"),
-        aux=tuple(_aux(a, f"aux[{i}]", names) for i, a in enumerate(_list(raw, "aux", "aux"))),
+        aux=aux,
         train=dict(_mapping(raw.get("train", {}), "train")),
         data=dict(_mapping(raw.get("data", {}), "data")),
         search=dict(_mapping(raw.get("search", {}), "search")),
@@ -211,6 +219,21 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     base = _typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
     names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
     return [ModuleSpec(name, branches, path) for name in names]
+
+
+def _calls(stage: StageSpec) -> list[Call]:
+    down = [stage.downsample] if stage.downsample is not None else []
+    return [*down, *(call for module in stage.modules for call in module.branches)]
+
+
+def _check_defaults(defaults: Mapping[str, Any], calls: Sequence[Call]) -> None:
+    """A default that no plugin of the spec takes is a typo (`nrom: none`), not a silent no-op."""
+    taken = {name for call in calls for name in call.plugin.params}
+    for key in defaults:
+        if key not in taken:
+            raise SpecError(
+                f"defaults.{key}", f"no plugin in this spec takes it (they take: {', '.join(sorted(taken))})"
+            )
 
 
 def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
@@ -264,7 +287,8 @@ def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
     for name, param in params.items():
         if name not in merged and param.required:
             raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
-    checked = {k: _check_param(v, params[k], f"{path}.{k}") for k, v in merged.items()}
+    where = {k: f"{path}.{k}" if k in given else f"defaults.{k}" for k in merged}  # a default errs at its own key
+    checked = {k: _check_param(v, params[k], where[k]) for k, v in merged.items()}
     return Call(kind, plugin.name, checked, path)
 
 

@@ -1,0 +1,115 @@
+"""The `plugins` and `show` commands, run in-process as `python -m sandbox ...` would run them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import REPO, SEARCH_SPACES, CliResult
+
+from sandbox.flops import FLOPS_CONVENTION, count
+
+pytestmark = pytest.mark.usefixtures("isolated_registry")
+
+NIN = REPO / "plugins" / "examples" / "nin.py"
+DEFAULTS = "norm: str = 'batchnorm', act: str = 'relu', norm_eps: float = 1e-05"
+
+
+def listed_plugins(out: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """`plugins` output as {(kind, name): (parameters, source)}."""
+    listing: dict[tuple[str, str], tuple[str, str]] = {}
+    lines = out.splitlines()
+    kind = ""
+    for line, following in zip(lines, [*lines[1:], ""], strict=True):
+        if line.endswith(" plugins:"):
+            kind = line.removesuffix(" plugins:")
+        elif line.startswith("  ") and not line.strip().startswith("from "):
+            name, params = line.strip().split(maxsplit=1)
+            listing[(kind, name)] = (params, following.strip().removeprefix("from "))
+    return listing
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "params", "file"),
+    [
+        ("stem", "googlenet", f"{DEFAULTS}, lrn: bool = False", "stems.py"),
+        ("stem", "conv3x3", f"out: int, {DEFAULTS}", "stems.py"),
+        ("branch", "conv1x1", f"out: int, {DEFAULTS}", "branches.py"),
+        ("branch", "conv3x3", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
+        ("branch", "conv5x5", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
+        ("branch", "double3x3", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
+        ("branch", "pool_proj", f"out: int, {DEFAULTS}", "branches.py"),
+        ("downsample", "maxpool", "kernel: int = 3, stride: int = 2, ceil_mode: bool = True", "downsamples.py"),
+    ],
+)
+def test_plugins_lists_builtins_with_params_defaults_and_source(
+    cli: Callable[..., CliResult], kind: str, name: str, params: str, file: str
+) -> None:
+    result = cli("plugins")
+    assert (result.code, result.err) == (0, "")
+    assert listed_plugins(result.out)[(kind, name)] == (params, str(REPO / "plugins" / file))
+
+
+def test_plugins_lists_a_plugin_file_given_on_the_command_line(cli: Callable[..., CliResult]) -> None:
+    result = cli("plugins", "--plugin", NIN)
+    assert result.code == 0
+    params = "out: int, kernel: int = 3, norm: str = 'batchnorm', act: str = 'relu'"
+    assert listed_plugins(result.out)[("stem", "nin")] == (params, str(NIN))
+
+
+@pytest.mark.parametrize("command", ["plugins", "show"])
+def test_a_plugin_file_that_fails_to_import_is_one_line(
+    cli: Callable[..., CliResult], tmp_path: Path, command: str
+) -> None:
+    broken = tmp_path / "broken.py"
+    broken.write_text("import not_a_module_anywhere\n")
+    args = ["--plugin", broken] if command == "plugins" else [SEARCH_SPACES / "googlenet.yaml", "--plugin", broken]
+    result = cli(command, *args)
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert str(broken) in result.err and "failed to import: ModuleNotFoundError" in result.err
+
+
+def test_show_prints_a_table_with_totals_and_the_convention(cli: Callable[..., CliResult]) -> None:
+    result = cli("show", SEARCH_SPACES / "googlenet.yaml")
+    assert result.code == 0
+    rows = {line.split()[0]: line.split() for line in result.out.splitlines() if line.strip()}
+    for name in ("stem", "inception3a", "inception4e", "stage2.downsample", "inception5b", "head"):
+        assert name in rows
+    assert rows["inception5b"][-3:] == ["1024x7x7", "1,347,040", "131,762,176"]  # by hand: 2 * 7 * 7 * 1,344,512
+    assert rows["total"] == ["total", "6,624,904", "2,996,752,384"]
+    assert FLOPS_CONVENTION in result.out
+
+
+def test_show_json_gives_params_flops_and_modules(
+    cli: Callable[..., CliResult], small_spec: Callable[[], dict[str, Any]], write_yaml: Callable[..., Path]
+) -> None:
+    file = write_yaml(small_spec())
+    result = cli("show", file, "--json")
+    assert result.code == 0
+    shown = json.loads(result.out)
+    expected = count(file)
+    assert (shown["params"], shown["flops"]) == (expected.params, expected.flops)
+    assert [m["name"] for m in shown["modules"]] == ["stem", "0.0", "stage1.downsample", "1.0", "head"]
+    assert shown["modules"] == json.loads(json.dumps(expected.as_dict()["modules"]))
+    assert set(shown["modules"][0]) == {"name", "kind", "shape", "params", "flops"}
+    assert shown["convention"] == FLOPS_CONVENTION
+
+
+def test_show_loads_plugin_files_named_on_the_command_line(
+    cli: Callable[..., CliResult], small_spec: Callable[[], dict[str, Any]], write_yaml: Callable[..., Path]
+) -> None:
+    raw = small_spec()
+    raw["stem"] = {"type": "nin", "out": 16}
+    result = cli("show", write_yaml(raw), "--plugin", NIN, "--json")
+    assert result.code == 0
+    assert json.loads(result.out)["modules"][0]["kind"] == "stem nin"
+
+
+def test_show_a_missing_file_is_one_line(cli: Callable[..., CliResult], tmp_path: Path) -> None:
+    result = cli("show", tmp_path / "nope.yaml")
+    assert result.code == 2
+    assert result.err == f"error: cannot read spec {tmp_path / 'nope.yaml'}: No such file or directory\n"

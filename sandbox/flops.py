@@ -89,8 +89,8 @@ def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
             kinds = "+".join(call.type for call in module_spec.branches)
             rows.append((module_spec.name, f"inception {kinds}", block))
     rows.append(("head", "head", model.head))
-    for aux_spec, head in zip(spec.aux, model.aux, strict=True):
-        rows.append((f"aux@{aux_spec.after}", "aux", head))
+    for (s, b), head in zip(model.aux_taps, model.aux, strict=True):  # in forward order, not the spec's
+        rows.append((f"aux@{spec.stages[s].modules[b].name}", "aux", head))
     return rows
 
 

@@ -12,6 +12,7 @@ torchvision's pretrained GoogLeNet weights where a user has them.
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, describe
 
 _INCEPTION = re.compile(r"^inception(\d)([a-z])\.branch(\d)\.")
 _AUX = re.compile(r"^aux(\d)\.")
@@ -52,8 +53,10 @@ def load_torchvision_weights(model: nn.Module, weights: str | Path | Mapping[str
     if not isinstance(weights, Mapping):
         try:
             weights = torch.load(weights, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as err:
-            raise SandboxError(f"cannot read torchvision weights {weights}: {err}") from err
+        except (OSError, RuntimeError, pickle.UnpicklingError) as err:
+            raise SandboxError(f"cannot read torchvision weights {weights}: {describe(err)}") from err
+        if not isinstance(weights, Mapping):
+            raise SandboxError(f"torchvision weights: expected a state dict, got {type(weights).__name__}")
     mapped = from_torchvision(weights)
     if not any(key.startswith("aux.") for key in model.state_dict()):
         mapped = {key: value for key, value in mapped.items() if not key.startswith("aux.")}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -19,6 +19,7 @@ from sandbox.layers import conv_norm_act
 from sandbox.spec import AuxSpec, Call, Spec, load_spec
 
 Shape = tuple[int, int, int]  # channels, height, width
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 class InceptionModule(nn.Module):
@@ -168,7 +169,7 @@ def _assemble(spec: Spec) -> InceptionNet:
                 aux = taps[module_spec.name]
                 aux_heads.append((s, b, _aux_head(aux, shape, spec), aux.weight))
         stages.append(Stage(downsample, blocks))
-    head = Head(shape[0], spec.classes, spec.dropout)
+    head = _checked("classes", "the classifier", lambda: Head(shape[0], spec.classes, spec.dropout))
     return InceptionNet(spec, stem, stages, head, aux_heads)
 
 
@@ -179,7 +180,15 @@ def _aux_head(aux: AuxSpec, shape: Shape, spec: Spec) -> AuxHead:
             f"the feature map after {aux.after!r} is {shape[1]}x{shape[2]}, smaller than the pool ({aux.pool})",
         )
     conv_options = {k: v for k, v in spec.stem.params.items() if k in ("norm", "act", "norm_eps")}
-    return AuxHead(aux, shape, spec.classes, conv_options)
+    return _checked(aux.path, "the aux head", lambda: AuxHead(aux, shape, spec.classes, conv_options))
+
+
+def _checked(path: str, what: str, make: Callable[[], ModuleT]) -> ModuleT:
+    """Build one of the builder's own parts; torch's complaint about an absurd size becomes a SpecError."""
+    try:
+        return make()
+    except Exception as err:
+        raise SpecError(path, f"{what} failed to build: {describe(err)}") from err
 
 
 def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:

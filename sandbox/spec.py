@@ -28,6 +28,8 @@ TOP_LEVEL_KEYS = (
     "stem", "stages", "head", "aux", "train", "data", "search",
 )  # fmt: skip
 WIDTH_KEYS = ("out", "reduce", "width", "channels")
+MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
+MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
 
     size_spec = _mapping(raw.get("input", {}), "input")
     _check_keys(size_spec, ("channels", "size"), "input")
-    channels = _positive_int(size_spec.get("channels", 1), "input.channels")
+    channels = _positive_int(size_spec.get("channels", 1), "input.channels", maximum=MAX_INPUT_CHANNELS)
     size = _positive_int(size_spec.get("size", 28), "input.size")
     mean, std = _normalization(raw.get("normalize", {}), channels)
     defaults = _mapping(raw.get("defaults", {}), "defaults")
@@ -211,7 +213,7 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     path = f"stages[{stage}].modules[{index}]"
     module = _mapping(raw, path)
     _check_keys(module, ("name", "branches", "repeat"), path, required=("branches",))
-    repeat = _positive_int(module.get("repeat", 1), f"{path}.repeat")
+    repeat = _positive_int(module.get("repeat", 1), f"{path}.repeat", maximum=MAX_REPEAT)
     branches_raw = module["branches"]
     if not isinstance(branches_raw, list) or not branches_raw:
         raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {_kind(branches_raw)}")
@@ -343,10 +345,12 @@ def _typed(value: Any, expected: type, path: str) -> Any:
     return value
 
 
-def _positive_int(value: Any, path: str) -> int:
+def _positive_int(value: Any, path: str, maximum: int | None = None) -> int:
     value = _typed(value, int, path)
     if value < 1:
         raise SpecError(path, f"must be positive, got {value}")
+    if maximum is not None and value > maximum:
+        raise SpecError(path, f"must be at most {maximum}, got {value}")
     return value
 
 

@@ -15,9 +15,6 @@ import yaml
 from sandbox.cli import main
 from sandbox.registry import REGISTRY
 
-REPO = Path(__file__).resolve().parent.parent
-SEARCH_SPACES = REPO / "search_spaces"
-
 SMALL_SPEC: dict[str, Any] = {
     "name": "small",
     "input": {"channels": 1, "size": 28},

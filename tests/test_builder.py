@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from conftest import REPO
 from torch import nn
 
 from sandbox import SpecError, build, register_branch
 from sandbox.registry import REGISTRY
+
+REPO = Path(__file__).resolve().parents[1]
 
 Spec = dict[str, Any]
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from conftest import REPO, SEARCH_SPACES, CliResult
 
 from sandbox.flops import FLOPS_CONVENTION, count
+
+if TYPE_CHECKING:
+    from tests.conftest import CliResult
+
+REPO = Path(__file__).resolve().parents[1]
+SEARCH_SPACES = REPO / "search_spaces"
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
 import torchvision
-from conftest import SEARCH_SPACES
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox import build
 from sandbox.flops import count
+
+SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 Spec = dict[str, Any]
 

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import torch
 import torchvision
-from conftest import SEARCH_SPACES
 from torch import nn
 
 from sandbox import SandboxError, build, load_spec
 from sandbox.torchvision_compat import torchvision_key
+
+SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 
 GOOGLENET = SEARCH_SPACES / "googlenet.yaml"
 

@@ -1,0 +1,249 @@
+"""Built modules → plain-torch constructor code, so the exported file needs neither timm nor sandbox.
+
+`LayerWriter.translate` walks a plugin's module tree: standard `torch.nn` layers are rewritten as
+their constructor calls (arguments read back from the layer and checked by rebuilding it),
+`nn.Sequential` recursively, timm's `ConvNormAct` (what `sandbox.layers.conv_norm_act` makes) as a
+small `ConvBNAct` class emitted into the file with identical state-dict keys, and timm's activations
+as their torch twins. Anything else returns None, and the exporter carries the plugin's own code.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from timm.layers import BatchNormAct2d, ConvNormAct
+from timm.layers import activations as timm_act
+from torch import nn
+
+from sandbox.export.code import Code, Imports, call, literal, render
+
+LITERALS = (bool, int, float, str, type(None))
+SIZE_ARGS = ("kernel_size", "stride", "padding", "dilation", "output_size")  # (k, k) may be written k
+SKIPPED_ARGS = ("device", "dtype")
+
+# timm's activations with exact torch equivalents (same maths, same state-dict keys).
+TIMM_TWINS: dict[type, Callable[[nn.Module], nn.Module]] = {
+    timm_act.GELU: lambda m: nn.GELU(),
+    timm_act.GELUTanh: lambda m: nn.GELU(approximate="tanh"),
+    timm_act.Sigmoid: lambda m: nn.Sigmoid(),
+    timm_act.Tanh: lambda m: nn.Tanh(),
+    timm_act.PReLU: lambda m: nn.PReLU(m.num_parameters),
+}
+
+
+@dataclass
+class ConvBlock:
+    """A conv → (batch norm →) activation class emitted into the file, and every place it is used.
+
+    Knobs whose value is the same everywhere in the network are written into the class as
+    constants; the others become keyword parameters defaulting to their most common value. So a
+    network with one activation and one eps reads `ConvBNAct(64, 96, 3)`, as a person would write it.
+    """
+
+    name: str
+    norm: bool
+    uses: list[tuple[Code, dict[str, str]]] = field(default_factory=list)
+
+    KNOBS = ("stride", "dilation", "groups", "eps", "act")
+    TYPES = {"stride": "int", "dilation": "int", "groups": "int", "eps": "float", "act": "nn.Module | None"}
+
+    def use(self, conv: nn.Conv2d, knobs: dict[str, str]) -> Code:
+        code = call(self.name, str(conv.in_channels), str(conv.out_channels), str(conv.kernel_size[0]))
+        self.uses.append((code, knobs))
+        return code
+
+    def definition(self) -> str:
+        """The class source; also completes each use's call with the knobs that vary (call it once)."""
+        fixed: dict[str, str] = {}
+        params: dict[str, str] = {}
+        for knob in (k for k in self.KNOBS if k in self.uses[0][1]):
+            counts = Counter(values[knob] for _, values in self.uses)
+            common = counts.most_common(1)[0][0]
+            (fixed if len(counts) == 1 else params)[knob] = common
+            for code, values in self.uses:
+                if knob in params and values[knob] != common:
+                    code.items.append((knob, values[knob]))
+        name = {**fixed, **{k: k for k in params}}  # what the class body writes for each knob
+        arguments = ["in_channels: int", "out_channels: int", "kernel: int"]
+        arguments += [f"{k}: {self.TYPES[k]} = {'None' if k == 'act' else v}" for k, v in params.items()]
+        conv_args = "".join(f", {k}={name[k]}" for k in ("stride", "dilation", "groups") if name[k] != "1")
+        act = f"act if act is not None else {params['act']}" if "act" in params else fixed["act"]
+        keeps = "keeps height and width" if name["stride"] == "1" else "keeps ceil(size / stride)"
+        lines = [
+            f"class {self.name}(nn.Module):",
+            f'    """{self.summary()}"""',
+            "",
+            *render(call("def __init__", "self", *arguments), 1, suffix=" -> None:"),
+            "        super().__init__()",
+            f"        padding = {_padding(name['stride'], name['dilation'])}  # {keeps}",
+            f"        self.conv = nn.Conv2d(in_channels, out_channels, kernel{conv_args}, padding=padding, "
+            f"bias={not self.norm})",
+        ]
+        if self.norm:
+            eps = "" if name["eps"] == "1e-05" else f", eps={name['eps']}"
+            lines.append(f"        self.bn = nn.BatchNorm2d(out_channels{eps})")
+        lines += [
+            f"        self.act = {act}",
+            "",
+            "    def forward(self, x: Tensor) -> Tensor:",
+            "        return self.act(self.bn(self.conv(x)))" if self.norm else "        return self.act(self.conv(x))",
+        ]
+        return "\n".join(lines)
+
+    def summary(self) -> str:
+        if self.norm:
+            return "Convolution, batch norm, activation: the basic layer (timm's ConvNormAct, same state-dict keys)."
+        return "Convolution with bias, then activation: the basic layer without batch norm (as in the 2014 paper)."
+
+
+def _padding(stride: str, dilation: str) -> str:
+    """timm's symmetric padding, ((stride - 1) + dilation * (kernel - 1)) // 2, minus the ones."""
+    span = "kernel - 1" if dilation == "1" else f"{dilation} * (kernel - 1)"
+    return f"({span}) // 2" if stride == "1" else f"({stride} - 1 + {span}) // 2"
+
+
+class LayerWriter:
+    """Translates module trees into constructor code and collects the classes and imports it needs."""
+
+    def __init__(self, imports: Imports) -> None:
+        self.imports = imports
+        self.blocks = {True: ConvBlock("ConvBNAct", norm=True), False: ConvBlock("ConvAct", norm=False)}
+
+    def translate(self, module: nn.Module) -> Code | None:
+        """Constructor code building an equivalent module with the same state-dict keys, or None."""
+        kind = type(module)
+        if kind is ConvNormAct:
+            return self._conv_norm_act(module)
+        if kind is nn.Sequential:
+            if list(dict(module.named_children())) == ["conv", "act"]:
+                return self._conv_act(module)
+            return self._sequential(module)
+        if kind in TIMM_TWINS:
+            return self.translate(TIMM_TWINS[kind](module))
+        return _torch_layer(module)
+
+    def definitions(self) -> list[str]:
+        """Source of each emitted layer class that is used, in a fixed order."""
+        return [block.definition() for block in self.blocks.values() if block.uses]
+
+    def _sequential(self, module: nn.Sequential) -> Code | None:
+        children = dict(module.named_children())
+        parts = {name: self.translate(child) for name, child in children.items()}
+        if any(part is None for part in parts.values()):
+            return None
+        if list(children) == [str(i) for i in range(len(children))]:
+            return call("nn.Sequential", *parts.values())
+        if not all(name.isidentifier() for name in children):
+            return None
+        self.imports.add("collections", "OrderedDict")
+        return call("nn.Sequential", call("OrderedDict", **parts))
+
+    def _conv_norm_act(self, module: ConvNormAct) -> Code | None:
+        bn = module.bn
+        if getattr(module, "aa", None) is not None or type(bn) is not BatchNormAct2d:
+            return None
+        plain_bn = bn.affine and bn.bias is not None and bn.track_running_stats and bn.momentum == 0.1
+        plain_bn = plain_bn and isinstance(bn.drop, nn.Identity)
+        knobs = self._conv_knobs(module.conv, bias=False, act=bn.act)
+        if knobs is None or not plain_bn:
+            return None
+        return self.blocks[True].use(module.conv, {**knobs, "eps": repr(bn.eps)})
+
+    def _conv_act(self, module: nn.Sequential) -> Code | None:
+        knobs = self._conv_knobs(module.conv, bias=True, act=module.act)
+        return None if knobs is None else self.blocks[False].use(module.conv, knobs)
+
+    def _conv_knobs(self, conv: nn.Module, *, bias: bool, act: nn.Module) -> dict[str, str] | None:
+        """The knobs of a square, symmetrically padded conv as code, or None if it is not one."""
+        if type(conv) is not nn.Conv2d or (conv.bias is not None) != bias or conv.padding_mode != "zeros":
+            return None
+        (k, k2), (s, s2), (d, d2), padding = conv.kernel_size, conv.stride, conv.dilation, conv.padding
+        if k != k2 or s != s2 or d != d2 or padding != ((s - 1 + d * (k - 1)) // 2,) * 2:
+            return None
+        act_code = self.translate(act)
+        if act_code is None:
+            return None
+        flat_act = act_code if isinstance(act_code, str) else act_code.flat()
+        return {"stride": str(s), "dilation": str(d), "groups": str(conv.groups), "act": flat_act}
+
+
+def _torch_layer(module: nn.Module) -> Code | None:
+    """`nn.Name(args)` for a leaf layer of torch.nn, its arguments read back from its attributes.
+
+    The shortest form (defaults dropped, `(3, 3)` as `3`, required arguments positional) is
+    rebuilt and compared with the original; the full form is the fallback; neither matching
+    means the layer keeps state its constructor does not set, and it is not translated.
+    """
+    kind = type(module)
+    if getattr(nn, kind.__name__, None) is not kind or next(module.children(), None) is not None:
+        return None
+    params = [
+        p
+        for p in list(inspect.signature(kind.__init__).parameters.values())[1:]
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in SKIPPED_ARGS
+    ]
+    values = {}
+    for p in params:
+        if not hasattr(module, p.name):
+            if p.default is p.empty:
+                return None
+            continue
+        value = getattr(module, p.name)
+        is_bias = p.name == "bias" and isinstance(value, torch.Tensor | type(None))
+        values[p.name] = (value is not None) if is_bias else value  # `bias=` asks for a bias tensor
+    if not all(_is_literal(v) for v in values.values()):
+        return None
+    for code in (_shortest_call(kind, params, values), call(f"nn.{kind.__name__}", **_reprs(values))):
+        if _rebuilds(code, module):
+            return code
+    return None
+
+
+def _shortest_call(kind: type, params: list[inspect.Parameter], values: dict[str, object]) -> Code:
+    args: list[str] = []
+    kwargs: dict[str, str] = {}
+    positional = True
+    for p in params:
+        if p.name not in values:
+            positional = False
+            continue
+        value = values[p.name]
+        if p.name in SIZE_ARGS and isinstance(value, tuple) and value and len(set(value)) == 1:
+            value = value[0]
+        if p.default is not p.empty and value == p.default and type(value) is type(p.default):
+            positional = False
+            continue
+        if positional and p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
+            args.append(literal(value))
+        else:
+            positional = False
+            kwargs[p.name] = literal(value)
+    return call(f"nn.{kind.__name__}", *args, **kwargs)
+
+
+def _rebuilds(code: Code, module: nn.Module) -> bool:
+    """Whether `code` builds a layer with the same settings and parameter shapes as `module`."""
+    try:
+        rebuilt = eval(code.flat(), {"nn": nn})  # our own generated constructor call, not user input
+    except Exception:
+        return False
+    shapes = {k: v.shape for k, v in module.state_dict().items()}
+    return _settings(rebuilt) == _settings(module) and shapes == {k: v.shape for k, v in rebuilt.state_dict().items()}
+
+
+def _settings(module: nn.Module) -> dict[str, object]:
+    return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
+
+
+def _reprs(values: dict[str, object]) -> dict[str, str]:
+    return {k: literal(v) for k, v in values.items()}
+
+
+def _is_literal(value: object) -> bool:
+    if isinstance(value, tuple | list):
+        return all(_is_literal(v) for v in value)
+    return isinstance(value, LITERALS)

@@ -1,0 +1,126 @@
+"""What to export: a spec, its network with weights, and where each came from.
+
+An export starts from a `sandbox train` run directory (spec.yaml, model.safetensors, metrics.json),
+a `sandbox search` run directory (its `best/` is such a run directory, for the best trial) or a
+spec file with optional weights. Whatever the start, the result is one `Exportable`, so the
+format writers never care where a network came from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from sandbox.builder import InceptionNet, build
+from sandbox.errors import SandboxError
+from sandbox.spec import Spec, load_spec
+
+WEIGHTS_FILE = "model.safetensors"
+SPEC_FILE = "spec.yaml"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class Exportable:
+    """A network ready to export: eval mode, weights loaded, aux heads (training only) left out."""
+
+    spec: Spec
+    model: InceptionNet
+    weights_origin: Path | None  # None: untrained
+    origin: str  # where the spec came from, in words
+    accuracy: str  # measured accuracy and where, in words
+    classes: tuple[str, ...] | None  # class names, None where the sandbox knows none
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The weights an exported model loads: the network's state dict without aux heads."""
+        return {k: v for k, v in self.model.state_dict().items() if not k.startswith("aux.")}
+
+
+def resolve(
+    source: str | Path, *, weights: str | Path | None = None, plugin_files: Sequence[str | Path] = ()
+) -> Exportable:
+    """The network a run directory or spec file describes, with the weights it names or `weights`."""
+    source = Path(source)
+    if source.is_dir():
+        run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
+        if not (run / SPEC_FILE).is_file():
+            raise SandboxError(
+                f"{source} is not a run directory: expected {SPEC_FILE} and {WEIGHTS_FILE} from `sandbox train`, "
+                f"or best/{METRICS_FILE} from `sandbox search`"
+            )
+        origin = f"best trial of search run {source}" if run != source else f"train run {source}"
+        weights_path = Path(weights) if weights is not None else run / WEIGHTS_FILE
+        if not weights_path.is_file():
+            raise SandboxError(f"{weights_path} not found: the run has no trained weights (did training finish?)")
+        spec_path, metrics = run / SPEC_FILE, _metrics(run / METRICS_FILE)
+    elif source.is_file():
+        spec_path, metrics, origin = source, None, f"spec {source}"
+        weights_path = Path(weights) if weights is not None else None
+    else:
+        raise SandboxError(f"{source} does not exist (expected a run directory or a spec file)")
+    spec = load_spec(spec_path, plugin_files=plugin_files)
+    model = build(spec)
+    if weights_path is not None:
+        load_weights(model, weights_path)
+    model.eval()
+    return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), class_names(spec))
+
+
+def load_weights(model: InceptionNet, path: Path) -> None:
+    """Load a state dict (.safetensors, or a torch.save'd .pt); aux heads may be absent, nothing else."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SandboxError(f"cannot read weights {path}: {type(err).__name__}: {str(err).splitlines()[0]}") from err
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise SandboxError(f"{path} holds no state dict (a mapping of names to tensors)")
+    expected = model.state_dict()
+    keys = {
+        "missing": [k for k in expected if k not in state and not k.startswith("aux.")],
+        "unexpected": [k for k in state if k not in expected],
+        "wrong shape": [k for k, v in expected.items() if k in state and state[k].shape != v.shape],
+    }
+    problems = [f"{what} {', '.join(names[:3])}{' ...' * (len(names) > 3)}" for what, names in keys.items() if names]
+    if problems:
+        raise SandboxError(f"{path} does not fit the spec's network: {'; '.join(problems)}")
+    model.load_state_dict(state, strict=False)  # aux heads may be absent: they are not exported
+
+
+def class_names(spec: Spec) -> tuple[str, ...] | None:
+    """Fashion-MNIST's names for 10-class single-channel specs (what the sandbox trains on); else None."""
+    if spec.classes == 10 and spec.channels == 1:
+        from torchvision.datasets import FashionMNIST
+
+        return tuple(FashionMNIST.classes)
+    return None
+
+
+def _metrics(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as err:
+        raise SandboxError(f"cannot read {path}: {err}") from err
+
+
+def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
+    if not metrics:
+        return "not measured (exported from a spec, not from a training run)"
+    found = [
+        f"{metrics[key]:.2%} {label}"
+        for key, label in (("test_accuracy", "on the Fashion-MNIST test set"), ("val_accuracy", "on validation"))
+        if isinstance(metrics.get(key), int | float)
+    ]
+    return f"{', '.join(found) or 'none recorded'} (measured by the training run: {run / METRICS_FILE})"

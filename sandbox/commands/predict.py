@@ -1,0 +1,93 @@
+"""`python -m sandbox predict RUN_DIR IMAGE...`: top-3 classes of image files, with probabilities.
+
+How an image becomes the network's input, whatever its size or colour:
+  1. transparency is flattened onto white; the image becomes grayscale for a 1-channel network
+     (luminance), RGB for a 3-channel one;
+  2. it is padded to a square with its border colour (so it is not stretched), then resized to the
+     network's input size (bilinear, antialiased);
+  3. pixel values are scaled to [0, 1];
+  4. Fashion-MNIST shows light clothes on a black background, so for a 1-channel network a picture
+     with a light background (the mean of its border pixels above 0.5) is inverted
+     (`--invert auto`, the default; `--invert always` / `never` decide for every image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms.functional import pil_to_tensor
+
+from sandbox.errors import SandboxError
+
+INVERT = ("auto", "always", "never")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify image files with a trained network",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("source", type=Path, help="a train or search run directory (or a spec with --weights)")
+    parser.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG or JPEG files")
+    parser.add_argument("--top", type=int, default=3, help="how many classes to print per image (default 3)")
+    parser.add_argument("--invert", choices=INVERT, default="auto", help="invert gray levels (default: auto)")
+    parser.add_argument("--weights", type=Path, help="weights (.safetensors or .pt state dict) instead of the run's")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sandbox.export import resolve
+
+    exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
+    if exportable.weights_origin is None:
+        raise SandboxError(f"{args.source} has no trained weights to predict with: pass --weights FILE")
+    spec, model = exportable.spec, exportable.model
+    if spec.channels not in (1, 3):
+        raise SandboxError(f"predict reads gray or RGB images; this network takes {spec.channels} channels")
+    names = exportable.classes or tuple(f"class {i}" for i in range(spec.classes))
+    failed = 0
+    for path in args.images:
+        try:
+            image, inverted = load_image(path, spec.channels, spec.size, args.invert)
+        except SandboxError as err:
+            print(f"error: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        with torch.inference_mode():
+            probabilities = model(image.unsqueeze(0)).softmax(dim=1)[0]
+        values, indices = probabilities.topk(min(args.top, spec.classes))
+        best = ", ".join(f"{names[i]} {p:.3f}" for p, i in zip(values.tolist(), indices.tolist(), strict=True))
+        print(f"{path}: {best}" + ("  (inverted)" if inverted else ""))
+    return 1 if failed else 0
+
+
+def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tuple[Tensor, bool]:
+    """An image file as a (channels, size, size) float tensor in [0, 1], converted as the module
+    docstring says, and whether it was inverted. A file PIL cannot read is a SandboxError naming it."""
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGBA")
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
+        reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else err.strerror or err
+        raise SandboxError(f"{path}: not a readable image: {reason}") from err
+    flat = Image.new("RGBA", image.size, "white")
+    flat.alpha_composite(image)
+    image = flat.convert("L" if channels == 1 else "RGB")
+    background = _border(pil_to_tensor(image)).median(dim=1).values.tolist()
+    square = ImageOps.pad(image, (max(image.size),) * 2, color=tuple(background) if channels > 1 else background[0])
+    tensor = pil_to_tensor(square.resize((size, size), Image.Resampling.BILINEAR)).float() / 255
+    inverted = channels == 1 and (invert == "always" or (invert == "auto" and _border(tensor).mean().item() > 0.5))
+    return (1 - tensor if inverted else tensor), inverted
+
+
+def _border(image: Tensor) -> Tensor:
+    """The outermost ring of pixels, (channels, n): the background, for a centred subject."""
+    return torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)

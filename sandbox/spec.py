@@ -234,7 +234,7 @@ def _check_defaults(defaults: Mapping[str, Any], calls: Sequence[Call]) -> None:
     for key in defaults:
         if key not in taken:
             raise SpecError(
-                f"defaults.{key}", f"no plugin in this spec takes it (they take: {', '.join(sorted(taken))})"
+                f"defaults.{_key(key)}", f"no plugin in this spec takes it (they take: {', '.join(sorted(taken))})"
             )
 
 
@@ -244,7 +244,7 @@ def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
     _check_keys(aux, keys, path, required=("after",))
     after = str(aux["after"])
     if after not in module_names:
-        raise SpecError(f"{path}.after", f"no module named {after!r} (modules: {', '.join(module_names)})")
+        raise SpecError(f"{path}.after", f"no module named {after!r} (modules: {', '.join(map(_key, module_names))})")
     return AuxSpec(
         after=after,
         weight=_typed(aux.get("weight", 0.3), float, f"{path}.weight"),
@@ -284,7 +284,7 @@ def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
     for key in given:
         if key not in params:
             takes = ", ".join(params) or "no keys"
-            raise SpecError(f"{path}.{key}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
+            raise SpecError(f"{path}.{_key(key)}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
     merged = {k: v for k, v in defaults.items() if k in params} | given
     for name, param in params.items():
         if name not in merged and param.required:
@@ -378,10 +378,15 @@ def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], path: str, r
     prefix = f"{path}." if path else ""
     for key in mapping:
         if key not in allowed:
-            raise SpecError(f"{prefix}{key}", f"unknown key (allowed here: {', '.join(allowed)})")
+            raise SpecError(f"{prefix}{_key(key)}", f"unknown key (allowed here: {', '.join(allowed)})")
     for key in required:
         if key not in mapping:
             raise SpecError(path or "spec", f"missing key {key!r}")
+
+
+def _key(key: Any) -> str:
+    """A user's key or name as shown in an error: as written if printable, else its repr, so errors stay one line."""
+    return key if isinstance(key, str) and key.isprintable() and key else repr(key)
 
 
 def _load_plugin(file: str | Path, path: str) -> None:

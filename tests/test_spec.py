@@ -64,6 +64,7 @@ BAD_SPECS = [
     Bad("missing-plugin-key", lambda s: branch(s, 1).pop("reduce"), "stages[0].modules[0].branches[1]",
         ("missing key 'reduce' for branch 'conv3x3'",)),
     Bad("unknown-top-key", lambda s: s.update(stagse=[]), "stagse", ("unknown key (allowed here: name,",)),
+    Bad("unprintable-key", lambda s: s.update({"a\nb": 1}), "'a\\nb'", ("unknown key",)),  # still one line
     Bad("unknown-plugin-key", lambda s: branch(s, 0).update(kernel=3), "stages[0].modules[0].branches[0].kernel",
         ("unknown key for branch 'conv1x1' (takes: out, norm, act, norm_eps)",)),
     Bad("unknown-default", lambda s: s.update(defaults={"nrom": "none"}), "defaults.nrom",

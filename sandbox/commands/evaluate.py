@@ -1,0 +1,40 @@
+"""`python -m sandbox evaluate RUN_DIR`: re-measure a run's test accuracy from its saved files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("evaluate", help="re-measure a run's test accuracy, with a per-class table")
+    parser.add_argument("run_dir", type=Path, help="a run directory written by `train`")
+    parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sandbox.data import CLASS_NAMES, data_config, load
+    from sandbox.rundir import load_run, read_metrics
+    from sandbox.train import predict, resolve_device
+
+    device = resolve_device(args.device)
+    spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
+    data = load(data_config(spec.data, data_dir=args.data_dir), device)
+    predicted = predict(model, data.test).cpu()
+    labels = data.test.labels.cpu()
+    total = torch.bincount(labels, minlength=len(CLASS_NAMES))
+    correct = torch.bincount(labels[predicted == labels], minlength=len(CLASS_NAMES))
+    print(f"{'class':<14} {'images':>7} {'correct':>8} {'accuracy':>9}")
+    for name, n, right in zip(CLASS_NAMES, total.tolist(), correct.tolist(), strict=True):
+        print(f"{name:<14} {n:>7} {right:>8} {right / max(n, 1):>9.2%}")
+    accuracy = correct.sum().item() / len(labels)
+    recorded = read_metrics(args.run_dir).get("test_accuracy")
+    print(f"{'all':<14} {len(labels):>7} {correct.sum().item():>8} {accuracy:>9.2%}")
+    if isinstance(recorded, float):
+        print(f"recorded at training time: {recorded:.2%} ({data.name}, {len(labels):,} test images)")
+    return 0

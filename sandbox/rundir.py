@@ -1,0 +1,103 @@
+"""A run directory: `spec.yaml`, `model.safetensors`, then `metrics.json`, the mark of a finished run.
+
+Every file is written to a temporary name and renamed into place, and `metrics.json` comes last
+(a stale one is removed first), so an interrupted or failed run never leaves a directory that looks
+complete, nor a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sandbox.errors import SandboxError
+from sandbox.spec import Spec, load_spec
+
+SPEC_FILE = "spec.yaml"
+WEIGHTS_FILE = "model.safetensors"
+METRICS_FILE = "metrics.json"
+
+
+def prepare(out_dir: Path) -> Path:
+    """Create the directory and prove it writable before any training time is spent."""
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".probe-"):
+            pass
+        (out_dir / METRICS_FILE).unlink(missing_ok=True)  # the old run's, about to be overwritten
+    except OSError as err:
+        raise SandboxError(f"cannot write the run directory {out_dir}: {err.strerror or err}") from err
+    return out_dir
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def concrete_raw(spec: Spec, plugin_files: Sequence[str | Path] = ()) -> dict[str, Any]:
+    """The spec as a mapping that rebuilds the network anywhere: plugin paths made absolute, `--plugin` files added."""
+    raw = dict(spec.raw)
+    base = spec.source.resolve().parent if spec.source else Path.cwd()
+    plugins = [str((base / p).resolve()) for p in raw.get("plugins") or []]
+    plugins += [str(Path(p).resolve()) for p in plugin_files if str(Path(p).resolve()) not in plugins]
+    if plugins:
+        raw["plugins"] = plugins
+    return raw
+
+
+def write_spec(out_dir: Path, raw: Mapping[str, Any]) -> None:
+    _atomic_write(out_dir / SPEC_FILE, lambda p: p.write_text(yaml.safe_dump(dict(raw), sort_keys=False)))
+
+
+def write_weights(out_dir: Path, model: nn.Module) -> None:
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    _atomic_write(out_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
+
+
+def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> None:
+    _atomic_write(out_dir / METRICS_FILE, lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """A finished run's metrics; a directory without them is not a finished run."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise SandboxError(f"{run_dir} is not a finished run: it has no {METRICS_FILE}")
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise SandboxError(f"cannot read {path}: {err}") from err
+
+
+def load_run(
+    run_dir: str | Path, *, device: str | torch.device = "cpu", plugin_files: Sequence[str | Path] = ()
+) -> tuple[Spec, nn.Module]:
+    """The spec and the trained network (in eval mode) of a finished run directory."""
+    from sandbox.builder import build
+
+    run_dir = Path(run_dir)
+    read_metrics(run_dir)
+    spec = load_spec(run_dir / SPEC_FILE, plugin_files=plugin_files)
+    model = build(spec, device=device)
+    try:
+        state = load_file(str(run_dir / WEIGHTS_FILE), device=str(device))
+        model.load_state_dict(state)
+    except (OSError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SandboxError(f"cannot load the weights of {run_dir}: {first}") from err
+    return spec, model.eval()

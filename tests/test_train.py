@@ -1,0 +1,298 @@
+"""The trainer, the run directory and the `train` / `evaluate` commands, on tiny synthetic IDX files.
+
+Unit tests train a ~1 MFLOP network on a few hundred synthetic 28x28 images (under a second per
+run); `slow` tests train on the bundled 5,699-image sample for one short epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import yaml
+
+from sandbox.cli import main
+from sandbox.errors import SandboxError, SpecError
+from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
+from sandbox.spec import load_spec
+from sandbox.train import TrainingError, accuracy, train_run, uses_bf16
+from sandbox.train_config import Augment, TrainConfig, train_config
+from tests.idx import write_idx
+
+TINY: dict[str, Any] = {
+    "name": "tiny",
+    "input": {"channels": 1, "size": 28},
+    "classes": 10,
+    "stem": {"type": "conv3x3", "out": 8},
+    "stages": [
+        {
+            "downsample": {"type": "maxpool"},
+            "modules": [
+                {
+                    "branches": [
+                        {"type": "conv1x1", "out": 8},
+                        {"type": "conv3x3", "reduce": 8, "out": 8},
+                        {"type": "pool_proj", "out": 8},
+                    ]
+                }
+            ],
+        }
+    ],
+    "head": {"dropout": 0.0},
+    "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0},
+}
+FIELDS = {"loss", "val_accuracy", "lr", "images_per_second"}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SANDBOX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("SANDBOX_DATA", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny networks gain nothing from threads, and on a busy machine OpenMP's spinning threads make
+    them 10-30x slower (measured on a shared 2-core CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    """300 training and 100 test images whose class is their brightness: learnable after global pooling."""
+    generator = torch.Generator().manual_seed(0)
+    raw = tmp_path / "fm" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for split, count in (("train", 300), ("t10k", 100)):
+        labels = torch.arange(count) % 10
+        images = torch.randint(0, 40, (count, 28, 28), generator=generator) + 20 * labels.view(-1, 1, 1)
+        write_idx(raw / f"{split}-images-idx3-ubyte", images)
+        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
+    return tmp_path / "fm"
+
+
+def tiny(data_root: Path | None = None, **train: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(TINY)
+    raw["train"].update(train)
+    if data_root is not None:
+        raw["data"] = {"root": str(data_root), "val_fraction": 0.2}
+    return raw
+
+
+def run(raw: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return train_run(load_spec(raw), device="cpu", progress=False, **kwargs)
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def test_train_config_defaults_and_overrides() -> None:
+    config = train_config({"lr": 1, "augment": {"crop": 0}, "compile": "max-autotune"})
+    assert config.lr == 1.0 and isinstance(config.lr, float)
+    assert config.augment == Augment(crop=0, flip=True) and config.compile == "max-autotune"
+    assert config.with_overrides(epochs=3, seed=None).epochs == 3
+    assert train_config({"augment": False}).augment == Augment(crop=0, flip=False)
+    assert train_config({}) == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"lr": 0}, "train.lr"),
+        ({"lr": "fast"}, "train.lr"),
+        ({"epochs": 0}, "train.epochs"),
+        ({"epochs": 2.5}, "train.epochs"),
+        ({"batch_size": True}, "train.batch_size"),
+        ({"label_smoothing": 1.0}, "train.label_smoothing"),
+        ({"optimizer": "adamx"}, "train.optimizer"),
+        ({"schedule": "linear"}, "train.schedule"),
+        ({"precision": "fp16"}, "train.precision"),
+        ({"compile": "fast"}, "train.compile"),
+        ({"augment": {"rotate": 10}}, "train.augment.rotate"),
+        ({"augment": {"crop": -1}}, "train.augment.crop"),
+        ({"learning_rate": 0.1}, "train.learning_rate"),
+    ],
+)
+def test_bad_train_values_name_their_key(raw: dict[str, Any], path: str) -> None:
+    with pytest.raises(SpecError) as err:
+        train_config(raw)
+    assert err.value.path == path
+
+
+def test_bf16_is_auto_only_where_it_pays() -> None:
+    assert uses_bf16("bf16", torch.device("cpu")) and not uses_bf16("fp32", torch.device("cpu"))
+    has_amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    assert uses_bf16("auto", torch.device("cpu")) == has_amx
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_train_run_writes_a_complete_run_directory(synthetic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    seen: list[tuple[int, dict[str, Any]]] = []
+    metrics = run(tiny(synthetic), out_dir=out, on_epoch=lambda i, r: seen.append((i, r)))
+    assert [i for i, _ in seen] == [0, 1]
+    assert metrics["dataset"] == {"name": "fashion-mnist", "train": 240, "val": 60, "test": 100}
+    assert metrics["epochs"] == 2 and len(metrics["history"]) == 2
+    assert all(record.keys() >= FIELDS for record in metrics["history"])
+    assert 0 <= metrics["val_accuracy"] <= 1 and 0 <= metrics["test_accuracy"] <= 1
+    assert metrics["params"] > 0 and metrics["flops"] > 0 and metrics["train_images_per_second"] > 0
+    assert metrics["device"] == "cpu" and metrics["seconds"] > 0
+    assert metrics["history"][-1]["loss"] < metrics["history"][0]["loss"]
+    assert json.loads((out / METRICS_FILE).read_text()) == json.loads(json.dumps(metrics))
+    assert yaml.safe_load((out / SPEC_FILE).read_text())["name"] == "tiny"
+    # The saved weights give back the recorded test accuracy.
+    spec, model = load_run(out)
+    assert spec.name == "tiny" and not model.training
+    from sandbox.data import data_config, load
+
+    data = load(data_config(spec.data), "cpu")
+    assert accuracy(model, data.test) == pytest.approx(metrics["test_accuracy"], abs=0.011)
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics(synthetic: Path) -> None:
+    def scores(seed: int) -> list[tuple[float, float]]:
+        metrics = run(tiny(synthetic), seed=seed)
+        return [(r["loss"], r["val_accuracy"]) for r in metrics["history"]] + [(metrics["test_accuracy"], 0)]
+
+    first = scores(1)
+    assert scores(1) == first
+    assert scores(2) != first
+
+
+def test_learns_the_synthetic_classes(synthetic: Path) -> None:
+    metrics = run(tiny(synthetic, epochs=4, lr=0.1))
+    assert metrics["test_accuracy"] > 0.5  # chance is 0.1
+
+
+def test_aux_heads_add_their_weighted_loss(synthetic: Path) -> None:
+    raw = tiny(synthetic, epochs=1)
+    raw["aux"] = [{"after": "0.0", "pool": 3, "stride": 2, "conv": 8, "hidden": 16, "weight": 0.5}]
+    with_aux = run(raw)["history"][0]["loss"]
+    without = run({**raw, "train": {**raw["train"], "aux_weight": 0.0}})["history"][0]["loss"]
+    assert with_aux > without  # the aux loss (about ln 10 at first) is added on top
+
+
+def test_non_finite_loss_stops_the_run(synthetic: Path, tmp_path: Path) -> None:
+    with pytest.raises(TrainingError, match="non-finite|nan|inf") as err:
+        run(tiny(synthetic, lr=1e30, optimizer="momentum", weight_decay=0), out_dir=tmp_path / "run")
+    assert "train.lr" in str(err.value)
+    assert not (tmp_path / "run" / METRICS_FILE).exists() and not (tmp_path / "run" / WEIGHTS_FILE).exists()
+
+
+def test_an_exception_from_on_epoch_leaves_no_complete_looking_run(synthetic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / METRICS_FILE).write_text('{"test_accuracy": 0.99}')  # a previous run's
+
+    class Pruned(Exception):
+        pass
+
+    def prune(index: int, record: dict[str, Any]) -> None:
+        raise Pruned
+
+    with pytest.raises(Pruned):
+        run(tiny(synthetic), out_dir=out, on_epoch=prune)
+    assert sorted(p.name for p in out.iterdir()) == [SPEC_FILE]
+
+
+def test_unwritable_out_is_an_error_before_training(synthetic: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(SandboxError, match="cannot write the run directory"):
+        run(tiny(synthetic), out_dir=blocker / "run", on_epoch=pytest.fail)
+
+
+def test_input_that_is_not_28x28x1_is_a_spec_error(synthetic: Path) -> None:
+    raw = tiny(synthetic)
+    raw["input"] = {"channels": 3, "size": 28}
+    with pytest.raises(SpecError) as err:
+        run(raw)
+    assert err.value.path == "input" and "1x28x28" in str(err.value)
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(synthetic: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SandboxError, match="no CUDA GPU"):
+        train_run(load_spec(tiny(synthetic)), device="cuda")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def write_spec(tmp_path: Path, raw: dict[str, Any]) -> Path:
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_train_and_evaluate_commands(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write_spec(tmp_path, tiny(synthetic))
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out), "--epochs", "1", "--device", "cpu", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch 1/1: loss" in printed and "test accuracy" in printed
+    metrics = json.loads((out / METRICS_FILE).read_text())
+    assert metrics["epochs"] == 1 and metrics["seed"] == 3
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 0
+    table = capsys.readouterr().out
+    assert "Ankle boot" in table and "T-shirt/top" in table
+    total = next(line for line in table.splitlines() if line.startswith("all"))
+    assert f"{metrics['test_accuracy']:.2%}" in total
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "path"),
+    [
+        ("train", {"lr": -1}, "train.lr"),
+        ("train", {"batch_size": "big"}, "train.batch_size"),
+        ("data", {"dataset": "cifar10"}, "data.dataset"),
+        ("data", {"val_fraction": 2}, "data.val_fraction"),
+    ],
+)
+def test_bad_values_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], section: str, values: dict, path: str
+) -> None:
+    raw = tiny()
+    raw[section] = {**raw.get(section, {}), **values}
+    assert main(["train", str(write_spec(tmp_path, raw)), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {path}: ") and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_refuses_an_unfinished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "run").mkdir()
+    assert main(["evaluate", str(tmp_path / "run")]) == 2
+    assert "not a finished run" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------- bundled sample and GPU
+
+
+@pytest.mark.slow
+def test_one_short_epoch_on_the_bundled_sample(tmp_path: Path) -> None:
+    raw = tiny(batch_size=64, lr=0.2)
+    raw["data"] = {"dataset": "fashion-mnist-sample"}
+    metrics = run(raw, epochs=1, out_dir=tmp_path / "run")
+    assert metrics["dataset"] == {"name": "fashion-mnist-sample", "train": 5129, "val": 570, "test": 2000}
+    assert metrics["test_accuracy"] > 0.5  # one epoch of a 0.6 MFLOP network: about 0.6; chance is 0.1
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_training(synthetic: Path) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    metrics = train_run(load_spec(tiny(synthetic, epochs=3, lr=0.1)), device="cuda", progress=False)
+    assert metrics["precision"] == "bf16" and metrics["device"].startswith("cuda")
+    assert metrics["test_accuracy"] > 0.5

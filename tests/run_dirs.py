@@ -39,7 +39,14 @@ def make_run_dir(directory: Path, spec: Mapping[str, Any], metrics: Mapping[str,
     model = trained_like(spec)
     (directory / "spec.yaml").write_text(yaml.safe_dump(dict(spec), sort_keys=False))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, directory / "model.safetensors")
-    default = {"val_accuracy": 0.9012, "test_accuracy": 0.8987, "seconds": 1.0}
+    default = {  # what `sandbox train` writes, in part
+        "test_accuracy": 0.8987,
+        "val_accuracy": 0.9012,
+        "epochs": 3,
+        "device_name": "cpu",
+        "precision": "fp32",
+        "dataset": {"name": "fashion-mnist", "train": 54000, "val": 6000, "test": 10000},
+    }
     (directory / "metrics.json").write_text(json.dumps(dict(metrics or default)))
     return model
 

@@ -48,4 +48,5 @@ def run(args: argparse.Namespace) -> int:
 def _describe(path: Path) -> str:
     if path.suffix == ".py":
         return f"{len(path.read_text().splitlines())} lines, needs only torch"
-    return f"{path.stat().st_size / 1e6:.1f} MB"
+    size = path.stat().st_size
+    return f"{size / 1e6:.1f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"

@@ -54,5 +54,13 @@ def write_onnx(exportable: Exportable, out: Path) -> list[Path]:
         raise SandboxError(f"--out {out}: an ONNX file must end in .onnx")
     program = exported_program(exportable)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(program, f=str(out), input_names=["images"], output_names=["logits"], dynamo=True)
+    torch.onnx.export(
+        program,
+        f=str(out),
+        input_names=["images"],
+        output_names=["logits"],
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
     return [out]

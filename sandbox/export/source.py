@@ -116,11 +116,22 @@ def _metrics(path: Path) -> dict[str, Any] | None:
 
 
 def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
+    """What `sandbox train` measured, on which data and how trained, in words (metrics keys may be absent)."""
     if not metrics:
         return "not measured (exported from a spec, not from a training run)"
-    found = [
-        f"{metrics[key]:.2%} {label}"
-        for key, label in (("test_accuracy", "on the Fashion-MNIST test set"), ("val_accuracy", "on validation"))
-        if isinstance(metrics.get(key), int | float)
+    data = metrics.get("dataset") if isinstance(metrics.get("dataset"), Mapping) else {}
+    found = []
+    for key, split, where in (
+        ("test_accuracy", "test", f"the {data.get('name', 'Fashion-MNIST')} test set"),
+        ("val_accuracy", "val", "validation"),
+    ):
+        if isinstance(metrics.get(key), int | float):
+            images = f" ({data[split]:,} images)" if isinstance(data.get(split), int) else ""
+            found.append(f"{metrics[key]:.2%} on {where}{images}")
+    how = [
+        f"{metrics[k]}{suffix}"
+        for k, suffix in (("epochs", " epochs"), ("device_name", ""), ("precision", ""))
+        if k in metrics
     ]
-    return f"{', '.join(found) or 'none recorded'} (measured by the training run: {run / METRICS_FILE})"
+    trained = f", trained {', '.join(how)}" if how else ""
+    return f"{', '.join(found) or 'none recorded'}{trained} (from {run / METRICS_FILE})"

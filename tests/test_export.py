@@ -276,6 +276,20 @@ def test_plugin_that_needs_more_than_torch_is_refused_with_the_reason(
     assert not (tmp_path / "net.py").exists()
 
 
+def test_norm_without_a_torch_twin_is_refused_but_exports_as_pt2(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path
+) -> None:
+    spec = small_spec()
+    spec["defaults"] = {"norm": "groupnorm"}  # timm's GroupNormAct: 32 groups
+    spec["stem"]["out"] = 32
+    spec["stages"] = [{"modules": [{"branches": [{"type": "conv1x1", "out": 32}]}]}]
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+
+    with pytest.raises(SandboxError, match=r"^stem: stem 'conv3x3' uses timm's GroupNormAct, .* --format pt2"):
+        export(tmp_path / "spec.yaml", tmp_path / "net.py")
+    assert export(tmp_path / "spec.yaml", tmp_path / "net.pt2", fmt="pt2")[0].is_file()
+
+
 def test_search_run_exports_its_best_trial(
     small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:

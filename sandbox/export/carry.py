@@ -136,13 +136,15 @@ class Carrier:
             statements = self._closure(module)
             for name in (n for stmt in statements for n in _defined(stmt)):
                 other = defined.setdefault(name, module.file)
-                if name in self.reserved or other != module.file:
-                    where = "the exported file" if name in self.reserved else other
+                taken = name in self.reserved or name in self.imports.bound
+                if taken or other != module.file:
+                    where = "the exported file" if taken else other
                     raise CarryError(
                         f"cannot carry {', '.join(module.plugins)} from {module.file}: its name {name!r} "
                         f"clashes with {name!r} in {where}; rename it in the plugin file"
                     )
-            header = f"# Carried from {Path(module.file).name} ({', '.join(dict.fromkeys(module.plugins))})"
+            plugins = ", ".join(dict.fromkeys(module.plugins))
+            header = f"# Carried from {Path(module.file).name} ({plugins}): the plugin's code, minus its registration."
             blocks.append(
                 "\n\n\n".join(
                     [header + "\n" + _text(module, statements[0])] + [_text(module, stmt) for stmt in statements[1:]]

@@ -171,6 +171,19 @@ class LayerWriter:
         return {"stride": str(s), "dilation": str(d), "groups": str(conv.groups), "act": flat_act}
 
 
+def timm_layer_without_twin(module: nn.Module) -> str | None:
+    """The class name of a timm layer in `module` that has no plain-torch translation, if any.
+
+    Carrying the plugin's code would not help there: the torch-only `conv_norm_act` it would call
+    knows batch norm only, so such a network cannot become a torch-only file at all.
+    """
+    known = (ConvNormAct, BatchNormAct2d, *TIMM_TWINS)
+    for layer in module.modules():
+        if type(layer).__module__.startswith("timm.") and type(layer) not in known:
+            return type(layer).__name__
+    return None
+
+
 def _torch_layer(module: nn.Module) -> Code | None:
     """`nn.Name(args)` for a leaf layer of torch.nn, its arguments read back from its attributes.
 

@@ -21,7 +21,7 @@ from sandbox.builder import InceptionNet
 from sandbox.errors import SandboxError
 from sandbox.export.carry import LAYERS_STANDIN, Carrier
 from sandbox.export.code import LINE_LENGTH, Code, Imports, call, listing, literal, render
-from sandbox.export.layers import LayerWriter
+from sandbox.export.layers import LayerWriter, timm_layer_without_twin
 from sandbox.export.source import Exportable
 from sandbox.flops import Counts, count, format_table
 from sandbox.spec import Call, Spec
@@ -216,6 +216,11 @@ def _network(
 
     def part(module: nn.Module, plugin_call: Call, in_channels: int, comment: str) -> Code:
         code = layers.translate(module)
+        if code is None and (timm_layer := timm_layer_without_twin(module)) is not None:
+            raise SandboxError(
+                f"{plugin_call.path}: {plugin_call.kind} {plugin_call.type!r} uses timm's {timm_layer}, which has no "
+                "torch-only equivalent here (norms: batchnorm or none); export --format pt2 instead"
+            )
         if code is None:
             return carrier.carry(plugin_call, in_channels, f"{comment} (carried plugin code)")
         code.comment = comment

@@ -100,7 +100,11 @@ class PluginModule:
     bindings: dict[str, Binding]
     decorators: set[str]  # names bound to the sandbox's register_* decorators
     roots: list[str] = field(default_factory=list)
-    plugins: list[str] = field(default_factory=list)
+    plugins: dict[str, None] = field(default_factory=dict)  # "branch 'x'", in order, once each
+
+    @property
+    def what(self) -> str:
+        return ", ".join(self.plugins)
 
 
 class Carrier:
@@ -124,7 +128,7 @@ class Carrier:
             )
         self.modules[factory.__module__] = module
         module.roots.append(factory.__name__)
-        module.plugins.append(f"{plugin.kind} {plugin.name!r}")
+        module.plugins[f"{plugin.kind} {plugin.name!r}"] = None
         params = {k: literal(v) for k, v in plugin_call.params.items()}
         return call(factory.__name__, str(in_channels), comment=comment, **params)
 
@@ -140,16 +144,13 @@ class Carrier:
                 if taken or other != module.file:
                     where = "the exported file" if taken else other
                     raise CarryError(
-                        f"cannot carry {', '.join(module.plugins)} from {module.file}: its name {name!r} "
+                        f"cannot carry {module.what} from {module.file}: its name {name!r} "
                         f"clashes with {name!r} in {where}; rename it in the plugin file"
                     )
-            plugins = ", ".join(dict.fromkeys(module.plugins))
-            header = f"# Carried from {Path(module.file).name} ({plugins}): the plugin's code, minus its registration."
-            blocks.append(
-                "\n\n\n".join(
-                    [header + "\n" + _text(module, statements[0])] + [_text(module, stmt) for stmt in statements[1:]]
-                )
+            header = (
+                f"# Carried from {Path(module.file).name} ({module.what}): the plugin's code, minus its registration."
             )
+            blocks.append(header + "\n" + "\n\n\n".join(_text(module, stmt) for stmt in statements))
         return blocks
 
     def _closure(self, module: PluginModule) -> list[ast.stmt]:
@@ -177,12 +178,10 @@ class Carrier:
             self.needs_layers = True
             return
         if name in module.decorators:
-            raise CarryError(
-                f"cannot carry {', '.join(module.plugins)}: {source} uses {name} other than as a decorator"
-            )
+            raise CarryError(f"cannot carry {module.what}: {source} uses {name} other than as a decorator")
         if top != "torch" and top not in sys.stdlib_module_names:
             raise CarryError(
-                f"cannot carry {', '.join(module.plugins)} into a torch-only file: {source} imports "
+                f"cannot carry {module.what} into a torch-only file: {source} imports "
                 f"{binding.module}{'.' + binding.name if binding.name else ''}, which is neither torch nor the "
                 "standard library (sandbox.layers' conv_norm_act is the one sandbox import carried); "
                 "use --format pt2, which needs no code"
@@ -190,8 +189,7 @@ class Carrier:
         clash = self.imports.clash(binding.module, binding.name, binding.alias)
         if clash is not None:
             raise CarryError(
-                f"cannot carry {', '.join(module.plugins)}: {source} binds {name!r}, "
-                f"which the exported file binds to {clash}"
+                f"cannot carry {module.what}: {source} binds {name!r}, which the exported file binds to {clash}"
             )
         self.imports.add(binding.module, binding.name, binding.alias)
 

@@ -119,9 +119,8 @@ class LayerWriter:
         if kind is ConvNormAct:
             return self._conv_norm_act(module)
         if kind is nn.Sequential:
-            if list(dict(module.named_children())) == ["conv", "act"]:
-                return self._conv_act(module)
-            return self._sequential(module)
+            conv_act = self._conv_act(module) if list(dict(module.named_children())) == ["conv", "act"] else None
+            return conv_act if conv_act is not None else self._sequential(module)
         if kind in TIMM_TWINS:
             return self.translate(TIMM_TWINS[kind](module))
         return _torch_layer(module)
@@ -167,8 +166,7 @@ class LayerWriter:
         act_code = self.translate(act)
         if act_code is None:
             return None
-        flat_act = act_code if isinstance(act_code, str) else act_code.flat()
-        return {"stride": str(s), "dilation": str(d), "groups": str(conv.groups), "act": flat_act}
+        return {"stride": str(s), "dilation": str(d), "groups": str(conv.groups), "act": act_code.flat()}
 
 
 def timm_layer_without_twin(module: nn.Module) -> str | None:
@@ -210,7 +208,8 @@ def _torch_layer(module: nn.Module) -> Code | None:
         values[p.name] = (value is not None) if is_bias else value  # `bias=` asks for a bias tensor
     if not all(_is_literal(v) for v in values.values()):
         return None
-    for code in (_shortest_call(kind, params, values), call(f"nn.{kind.__name__}", **_reprs(values))):
+    full = call(f"nn.{kind.__name__}", **{k: literal(v) for k, v in values.items()})
+    for code in (_shortest_call(kind, params, values), full):
         if _rebuilds(code, module):
             return code
     return None
@@ -250,10 +249,6 @@ def _rebuilds(code: Code, module: nn.Module) -> bool:
 
 def _settings(module: nn.Module) -> dict[str, object]:
     return {k: v for k, v in vars(module).items() if not k.startswith("_") and k != "training"}
-
-
-def _reprs(values: dict[str, object]) -> dict[str, str]:
-    return {k: literal(v) for k, v in values.items()}
 
 
 def _is_literal(value: object) -> bool:

@@ -151,9 +151,8 @@ def python_source(exportable: Exportable, out: Path) -> str:
     """The text of the standalone file that will be written to `out`."""
     spec, model = exportable.spec, exportable.model
     imports = Imports()
-    for module, name in (("__future__", "annotations"), ("pathlib", "Path"), ("torch", None)):
+    for module, name in (("__future__", "annotations"), ("pathlib", "Path"), ("torch", None), ("torch", "Tensor")):
         imports.add(module, name)
-    imports.add("torch", "Tensor")
     imports.add("torch", "nn")
     layers = LayerWriter(imports)
     carrier = Carrier(imports, RESERVED)
@@ -206,7 +205,10 @@ def check_reproduces(text: str, exportable: Exportable, state: dict[str, Tensor]
         expected, got = exportable.model.eval()(images), exported.eval()(images)
     difference = (expected - got).abs().max().item()
     if difference > TOLERANCE * max(1.0, expected.abs().max().item()):
-        raise SandboxError(f"the exported file computes something else (max abs difference {difference:.3g}): a bug")
+        raise SandboxError(
+            f"the exported file computes something else than the network (max abs difference {difference:.3g}): "
+            "an exporter bug, please report it"
+        )
 
 
 def _network(
@@ -248,8 +250,8 @@ def _network(
             channels = out
         note = f"stage {s}: {len(blocks)} Inception module{'s' * (len(blocks) > 1)} at {height}x{width}"
         stages.append(call("Stage", **items, blocks=listing(blocks), comment=note))
-    head = call("Head", str(channels), str(spec.classes), dropout=repr(spec.dropout))
-    head.comment = f"global average pool, dropout, linear → {spec.classes} classes"
+    note = f"global average pool, dropout, linear → {spec.classes} classes"
+    head = call("Head", str(channels), str(spec.classes), dropout=repr(spec.dropout), comment=note)
     return call("InceptionNet", stem=stem, stages=listing(stages), head=head)
 
 

@@ -35,13 +35,13 @@ class Code:
 
 
 def call(func: str, *args: Code | str, comment: str = "", **kwargs: Code | str) -> Code:
-    """`func(*args, **kwargs)`, values given as code (use `repr` for literals)."""
+    """`func(*args, **kwargs)`, values given as code (`literal` writes plain values)."""
     items: list[Item] = [(None, a) for a in args] + list(kwargs.items())
     return Code(f"{func}(", items, ")", comment)
 
 
-def listing(values: list[Code | str], comment: str = "") -> Code:
-    return Code("[", [(None, v) for v in values], "]", comment)
+def listing(values: list[Code | str]) -> Code:
+    return Code("[", [(None, v) for v in values], "]")
 
 
 def render(value: Code | str, indent: int = 0, prefix: str = "", suffix: str = "") -> list[str]:

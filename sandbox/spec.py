@@ -144,8 +144,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
     if not isinstance(raw, Mapping):
         raise SpecError("", f"the top level must be a mapping of keys, not {_kind(raw)}")
     _check_keys(raw, TOP_LEVEL_KEYS, "", required=("stem", "stages"))
-    for index, file in enumerate(_list(raw, "plugins", "plugins")):
-        _load_plugin(base / _typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
+    load_plugins(raw, base)
 
     size_spec = _mapping(raw.get("input", {}), "input")
     _check_keys(size_spec, ("channels", "size"), "input")
@@ -387,6 +386,12 @@ def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], path: str, r
 def _key(key: Any) -> str:
     """A user's key or name as shown in an error: as written if printable, else its repr, so errors stay one line."""
     return key if isinstance(key, str) and key.isprintable() and key else repr(key)
+
+
+def load_plugins(raw: Mapping[str, Any], base: Path) -> None:
+    """Load the files of a spec's `plugins:` list, relative to `base` (the spec's folder)."""
+    for index, file in enumerate(_list(raw, "plugins", "plugins")):
+        _load_plugin(base / _typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
 
 
 def _load_plugin(file: str | Path, path: str) -> None:

@@ -15,7 +15,7 @@ from sandbox.registry import REGISTRY
 from sandbox.search_config import search_config
 from sandbox.space import primitives
 from sandbox.space_flops import space_flops
-from sandbox.spec import load_spec, read_yaml
+from sandbox.spec import load_plugins, load_spec, read_yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     for file in args.plugin:
         REGISTRY.load_file(file)
     raw = read_yaml(args.spec)
+    load_plugins(raw, Path(args.spec).resolve().parent)
     dimensions = primitives(raw)
     if dimensions:
         config = search_config(raw.get("search") or {}).with_overrides(budget=args.budget)

@@ -1,0 +1,103 @@
+"""`python -m sandbox search SPEC`: an Optuna study over the spec's search space."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import optuna
+
+from sandbox.errors import SpecError
+from sandbox.registry import REGISTRY
+from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
+from sandbox.search_config import search_config
+from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
+from sandbox.space import primitives
+from sandbox.space_flops import smallest_flops
+from sandbox.spec import load_plugins, read_yaml
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="search a spec's space with Optuna under a FLOP budget")
+    parser.add_argument("spec", help="a spec YAML file whose values may be search primitives")
+    parser.add_argument("--trials", type=int, help="finished trials the study should hold (default: spec)")
+    parser.add_argument("--budget", help="FLOP budget per image, e.g. 50M (default: spec's search.budget)")
+    parser.add_argument("--epochs", type=int, help="training epochs per candidate (default: spec's train.epochs)")
+    parser.add_argument("--data-dir", type=Path, help="where the Fashion-MNIST files are")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
+    parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUN_DIR/study.db)")
+    parser.add_argument("--workers", type=int, help="worker processes on this machine")
+    parser.add_argument("--seed", type=int, help="sampler and training seed")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
+    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    parser.set_defaults(run=run)
+
+
+def prepare(args: argparse.Namespace) -> SearchRun:
+    """Read the space and settings; refuse, before any training, a budget nothing can meet."""
+    for file in args.plugin:
+        REGISTRY.load_file(file)
+    spec_path = Path(args.spec)
+    space = read_yaml(spec_path)
+    base = spec_path.resolve().parent
+    load_plugins(space, base)
+    config = search_config(space.get("search") or {}).with_overrides(
+        trials=args.trials, budget=args.budget, epochs=args.epochs, workers=args.workers, seed=args.seed
+    )
+    if not primitives(space):
+        raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
+    if config.budget is not None:
+        smallest = smallest_flops(space, base)
+        if smallest is None:
+            raise SpecError("stages", "no candidate of this search space is a valid network")
+        if smallest > config.budget:
+            raise SpecError(
+                "search.budget",
+                f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
+                f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
+            )
+    name = str(space.get("name") or spec_path.stem)
+    run_dir = (args.out or Path("runs") / name).resolve()
+    storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
+    plugins = tuple(Path(file).resolve() for file in args.plugin)
+    return SearchRun(space, base, name, config, run_dir, storage, args.device, args.data_dir, plugins)
+
+
+def run(args: argparse.Namespace) -> int:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sandbox prints its own trial lines
+    search = prepare(args)
+    search.run_dir.mkdir(parents=True, exist_ok=True)
+    study = open_study(search)
+    revived = fail_dead_local_trials(study)
+    if revived:
+        print(f"resuming: trials {', '.join(map(str, revived))} were cut off by a crash; marked failed, retried")
+    done = len(study.get_trials(deepcopy=False))
+    print(
+        f"study {search.name!r} in {search.storage_url}: {done} trials stored, target {search.config.trials}; "
+        f"sampler {search.config.sampler}, pruner {search.config.pruner}, "
+        f"budget {search.config.budget / 1e6 if search.config.budget else float('inf'):.2f} MFLOPs"
+    )
+    interrupted = False
+    try:
+        run_workers(search)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: the running trial is marked failed; results so far:")
+    report(search, study)
+    return 130 if interrupted else 0
+
+
+def report(search: SearchRun, study) -> None:
+    trials = study.get_trials(deepcopy=False)
+    write_leaderboard(trials, search.run_dir / "leaderboard.csv")
+    print(summary(trials))
+    if search.config.multi_objective:
+        print("Pareto front (validation accuracy vs FLOPs):")
+        print(format_leaderboard(pareto_front(trials), limit=len(trials)))
+    else:
+        print(format_leaderboard(trials))
+    best = best_trial(study)
+    if best is not None:
+        export_best(best, search.run_dir)
+        print(f"best: trial {best.number}, spec {search.run_dir / 'best.yaml'}, weights {search.run_dir / 'best'}")
+    print(f"leaderboard: {search.run_dir / 'leaderboard.csv'}; plots: python -m sandbox report {search.run_dir}")

@@ -1,0 +1,292 @@
+"""The search end to end on tiny synthetic Fashion-MNIST files: budget, resume, crash, workers, faults.
+
+Searches run as `python -m sandbox search` in subprocesses (as a user runs them), on a few
+hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from tests.idx import write_fashion_mnist
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tiny_space(**search: Any) -> dict[str, Any]:
+    """A space of small networks whose FLOPs range from about 0.3 to 3 MFLOPs."""
+    return {
+        "name": "tiny",
+        "input": {"channels": 1, "size": 28},
+        "stem": {"type": "conv3x3", "out": {"int": [4, 16], "step": 4}},
+        "stages": [
+            {
+                "modules": [
+                    {
+                        "branches": [
+                            {"type": "conv1x1", "out": {"choice": [4, 8]}},
+                            {"type": {"choice": ["conv3x3", "double3x3", "none"]}, "reduce": 4, "out": 8},
+                            {"type": "pool_proj", "out": 4},
+                        ]
+                    }
+                ]
+            },
+            {"downsample": {"type": "maxpool"}, "modules": [{"branches": [{"type": "conv1x1", "out": 16}]}]},
+        ],
+        "train": {"epochs": 1, "batch_size": 64},
+        "data": {"dataset": "fashion-mnist"},
+        "search": {"trials": 4, "seed": 0, **search},
+    }
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fmnist")
+    write_fashion_mnist(root, train=320, test=64)
+    return root
+
+
+def write_space(directory: Path, **search: Any) -> Path:
+    path = directory / "space.yaml"
+    path.write_text(yaml.safe_dump(tiny_space(**search), sort_keys=False))
+    return path
+
+
+def search_command(spec: Path, out: Path, data_dir: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "sandbox",
+        "search",
+        str(spec),
+        "--out",
+        str(out),
+        "--data-dir",
+        str(data_dir),
+        *extra,
+    ]
+
+
+def run_search(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        search_command(spec, out, data_dir, *extra), capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def load(out: Path, name: str = "tiny") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+
+
+def wait_for_states(out: Path, ready, timeout: float = 120) -> None:
+    """Poll the study until `ready(states)` holds (the study may not exist yet)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        time.sleep(0.5)
+        try:
+            states = [t.state for t in load(out).get_trials(deepcopy=False)]
+        except Exception:  # no run directory, study.db or study yet
+            continue
+        if ready(states):
+            return
+    raise AssertionError("the search never reached the awaited state")
+
+
+def test_search_records_trials_and_writes_results(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--budget", "50M")
+    assert result.returncode == 0, result.stderr
+    trials = load(tmp_path / "run").trials
+    assert len(trials) == 4
+    for trial in trials:
+        assert trial.state == TrialState.COMPLETE
+        assert {"flops", "params", "spec"} <= set(trial.user_attrs)
+        rebuilt = yaml.safe_load(trial.user_attrs["spec"])  # any trial can be rebuilt by hand
+        from sandbox.flops import count
+
+        assert count(rebuilt).flops == trial.user_attrs["flops"]
+    assert (tmp_path / "run" / "best.yaml").is_file()
+    assert (tmp_path / "run" / "best" / "metrics.json").is_file()
+    assert (tmp_path / "run" / "leaderboard.csv").read_text().startswith("trial,state,val_accuracy")
+    assert "trial   0" in result.stdout and "best" in result.stdout
+
+
+def test_over_budget_candidates_are_never_trained(tmp_path: Path, data_dir: Path) -> None:
+    # a budget between the smallest and the largest candidate: some trials must be over it
+    result = run_search(write_space(tmp_path, trials=8, sampler="random"), tmp_path / "run", data_dir, "--budget", "1M")
+    assert result.returncode == 0, result.stderr
+    study = load(tmp_path / "run")
+    over = [t for t in study.trials if t.user_attrs.get("over_budget")]
+    assert over, "the random sampler should have proposed some candidates over 1 MFLOPs"
+    for trial in over:
+        assert trial.user_attrs["flops"] > 1_000_000
+        assert trial.intermediate_values == {}
+        assert "epochs_trained" not in trial.user_attrs
+        assert trial.constraints["flops_over_budget"] > 0
+        assert not (tmp_path / "run" / "trials" / f"{trial.number:04d}").exists()
+    assert study.best_trial.user_attrs["flops"] <= 1_000_000
+    assert f"{len(over)} over budget" in result.stdout
+    leaderboard = (tmp_path / "run" / "leaderboard.csv").read_text().splitlines()
+    ranked = [line for line in leaderboard[1:] if "over budget" not in line]
+    assert all(",0.0," not in line for line in ranked[: len(ranked)])  # no stand-in value shown as a result
+
+
+def test_a_budget_nothing_meets_exits_before_training(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--budget", "1K")
+    assert result.returncode == 2
+    assert "search.budget: no candidate fits" in result.stderr and "smallest this space allows" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_rerun_resumes_and_keeps_finished_trials(tmp_path: Path, data_dir: Path) -> None:
+    spec = write_space(tmp_path, trials=2)
+    assert run_search(spec, tmp_path / "run", data_dir).returncode == 0
+    first = {t.number: t.values for t in load(tmp_path / "run").trials}
+    result = run_search(spec, tmp_path / "run", data_dir, "--trials", "4")
+    assert result.returncode == 0, result.stderr
+    trials = load(tmp_path / "run").trials
+    assert len(trials) == 4
+    assert {t.number: t.values for t in trials if t.number in first} == first
+
+
+def test_a_changed_space_is_refused_naming_the_dimension(tmp_path: Path, data_dir: Path) -> None:
+    spec = write_space(tmp_path, trials=1)
+    assert run_search(spec, tmp_path / "run", data_dir).returncode == 0
+    space = yaml.safe_load(spec.read_text())
+    space["stages"][0]["modules"][0]["branches"][1]["type"]["choice"].append("conv5x5")
+    spec.write_text(yaml.safe_dump(space))
+    result = run_search(spec, tmp_path / "run", data_dir, "--trials", "2")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: stages[0].modules[0].branches[1].type: this search dimension changed")
+    assert len(load(tmp_path / "run").trials) == 1
+
+
+def test_kill_9_mid_trial_then_rerun_loses_nothing(tmp_path: Path, data_dir: Path) -> None:
+    spec = write_space(tmp_path, trials=2)
+    out = tmp_path / "run"
+    assert run_search(spec, out, data_dir).returncode == 0  # two finished trials
+    process = subprocess.Popen(  # then a long trial, killed while it runs
+        search_command(spec, out, data_dir, "--trials", "6", "--epochs", "200"), stdout=subprocess.DEVNULL
+    )
+    try:
+        wait_for_states(out, lambda states: TrialState.RUNNING in states)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    before = {t.number: t.values for t in load(out).trials if t.state == TrialState.COMPLETE}
+    running = [t.number for t in load(out).trials if t.state == TrialState.RUNNING]
+    assert len(before) == 2 and running
+    result = run_search(spec, out, data_dir, "--trials", "4")  # right after the kill
+    assert result.returncode == 0, result.stderr
+    trials = load(out).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert {t.number: t.values for t in trials if t.number in before} == before
+    killed = trials[running[0]]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["error"]
+    assert "cut off by a crash" in result.stdout
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert retried and retried[0].params == killed.params  # the cut-off candidate is tried again
+
+
+def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(write_space(tmp_path, trials=8), tmp_path / "run", data_dir, "--workers", "4")
+    assert result.returncode == 0, result.stderr
+    assert "database is locked" not in result.stdout + result.stderr
+    trials = load(tmp_path / "run").trials
+    assert 8 <= len(trials) <= 11  # each worker stops after the trial it holds when the target is reached
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+
+
+def test_workers_share_a_postgresql_database(tmp_path: Path, data_dir: Path) -> None:
+    url = os.environ.get("SANDBOX_TEST_POSTGRES")
+    if not url:
+        pytest.skip("no PostgreSQL server (set SANDBOX_TEST_POSTGRES; .ci/run starts one)")
+    try:
+        optuna.storages.RDBStorage(url)
+    except Exception as err:  # a server that cannot be reached is an environment problem here
+        pytest.skip(f"PostgreSQL at {url} unreachable: {err}")
+    space = write_space(tmp_path, trials=4)
+    name = f"tiny-{os.getpid()}-{time.time_ns()}"
+    spec = yaml.safe_load(space.read_text())
+    spec["name"] = name
+    space.write_text(yaml.safe_dump(spec))
+    result = run_search(space, tmp_path / "run", data_dir, "--workers", "2", "--storage", url)
+    assert result.returncode == 0, result.stderr
+    trials = optuna.load_study(study_name=name, storage=url).trials
+    assert len(trials) >= 4 and all(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_bad_storage_url_is_one_line(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(
+        write_space(tmp_path), tmp_path / "run", data_dir, "--storage", "postgresql://nobody@127.0.0.1:1/x"
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: cannot open the study storage")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, data_dir: Path) -> None:
+    plugin = tmp_path / "flaky.py"
+    plugin.write_text(
+        "from torch import nn\nfrom sandbox import register_branch\n\n\n"
+        "class Boom(nn.Conv2d):\n    def forward(self, x):\n"
+        "        if self.training and self.out_channels == 4:\n            raise RuntimeError('boom in training')\n"
+        "        return super().forward(x)\n\n\n"
+        "@register_branch('boom')\ndef boom(in_channels: int, *, out: int) -> nn.Module:\n"
+        "    return Boom(in_channels, out, 1)\n"
+    )
+    space = tiny_space(trials=6, sampler="random")
+    space["plugins"] = ["flaky.py"]
+    space["stages"][0]["modules"][0]["branches"][2] = {"type": "boom", "out": {"choice": [4, 8]}}
+    spec = tmp_path / "space.yaml"
+    spec.write_text(yaml.safe_dump(space))
+    result = run_search(spec, tmp_path / "run", data_dir)
+    assert result.returncode == 0, result.stderr
+    trials = load(tmp_path / "run").trials
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all("boom in training" in t.user_attrs["error"] for t in failed)
+    assert any(t.state == TrialState.COMPLETE for t in trials)
+
+
+def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path) -> None:
+    spec = write_space(tmp_path, objective=["accuracy", "flops"], sampler="nsga2", population=2)
+    result = run_search(spec, tmp_path / "run", data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "Pareto front" in result.stdout
+    study = load(tmp_path / "run")
+    assert len(study.directions) == 2 and study.best_trials
+
+
+def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Path, data_dir: Path) -> None:
+    out = tmp_path / "run"
+    command = search_command(write_space(tmp_path, trials=6), out, data_dir, "--epochs", "200")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    wait_for_states(out, lambda states: TrialState.RUNNING in states)
+    process.send_signal(signal.SIGINT)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted" in stdout and "trials:" in stdout
+    states = [t.state for t in load(out).trials]
+    assert TrialState.RUNNING not in states and TrialState.FAIL in states
+    assert (out / "leaderboard.csv").is_file()
+
+
+def test_report_writes_plots(tmp_path: Path, data_dir: Path, cli) -> None:
+    assert run_search(write_space(tmp_path), tmp_path / "run", data_dir).returncode == 0
+    result = cli("report", tmp_path / "run")
+    assert result.code == 0, result.err
+    for name in ("optimization_history", "accuracy_vs_flops", "intermediate_values"):
+        png = tmp_path / "run" / "plots" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

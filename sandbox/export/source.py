@@ -8,7 +8,6 @@ format writers never care where a network came from.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +17,10 @@ import torch
 from torch import Tensor
 
 from sandbox.builder import InceptionNet, build
+from sandbox.data import CLASS_NAMES
 from sandbox.errors import SandboxError
+from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
 from sandbox.spec import Spec, load_spec
-
-WEIGHTS_FILE = "model.safetensors"
-SPEC_FILE = "spec.yaml"
-METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
@@ -55,10 +52,10 @@ def resolve(
                 f"or best/{METRICS_FILE} from `sandbox search`"
             )
         origin = f"best trial of search run {source}" if run != source else f"train run {source}"
+        spec_path, metrics = run / SPEC_FILE, read_metrics(run)  # no metrics: the run did not finish
         weights_path = Path(weights) if weights is not None else run / WEIGHTS_FILE
         if not weights_path.is_file():
-            raise SandboxError(f"{weights_path} not found: the run has no trained weights (did training finish?)")
-        spec_path, metrics = run / SPEC_FILE, _metrics(run / METRICS_FILE)
+            raise SandboxError(f"{weights_path} not found: the run has no trained weights")
     elif source.is_file():
         spec_path, metrics, origin = source, None, f"spec {source}"
         weights_path = Path(weights) if weights is not None else None
@@ -98,21 +95,8 @@ def load_weights(model: InceptionNet, path: Path) -> None:
 
 
 def class_names(spec: Spec) -> tuple[str, ...] | None:
-    """Fashion-MNIST's names for 10-class single-channel specs (what the sandbox trains on); else None."""
-    if spec.classes == 10 and spec.channels == 1:
-        from torchvision.datasets import FashionMNIST
-
-        return tuple(FashionMNIST.classes)
-    return None
-
-
-def _metrics(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as err:
-        raise SandboxError(f"cannot read {path}: {err}") from err
+    """Fashion-MNIST's names for specs shaped like it (the data `sandbox train` trains on); else None."""
+    return CLASS_NAMES if spec.classes == len(CLASS_NAMES) and spec.channels == 1 else None
 
 
 def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
@@ -128,10 +112,8 @@ def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
         if isinstance(metrics.get(key), int | float):
             images = f" ({data[split]:,} images)" if isinstance(data.get(split), int) else ""
             found.append(f"{metrics[key]:.2%} on {where}{images}")
-    how = [
-        f"{metrics[k]}{suffix}"
-        for k, suffix in (("epochs", " epochs"), ("device_name", ""), ("precision", ""))
-        if k in metrics
-    ]
+    epochs = metrics.get("epochs")
+    how = [f"{epochs} epoch{'s' * (epochs != 1)}"] if isinstance(epochs, int) else []
+    how += [str(metrics[k]) for k in ("device_name", "precision") if k in metrics]
     trained = f", trained {', '.join(how)}" if how else ""
     return f"{', '.join(found) or 'none recorded'}{trained} (from {run / METRICS_FILE})"

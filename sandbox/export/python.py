@@ -290,8 +290,14 @@ def _docstring(exportable: Exportable, counts: Counts, out: Path) -> str:
         *format_table(spec, inference).splitlines(),
         '"""',
     ]
-    wrap = textwrap.TextWrapper(LINE_LENGTH, subsequent_indent=" " * 10, break_long_words=False, break_on_hyphens=False)
-    return "\n".join(wrapped for line in lines for wrapped in wrap.wrap(line) or [""])
+    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+
+
+def _wrap(line: str) -> list[str]:
+    """A docstring line within the line length; a `Label:    text` line continues under its text."""
+    indent = " " * 10 if line[:10].rstrip().endswith(":") else ""
+    lines = textwrap.wrap(line, LINE_LENGTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
+    return lines or [""]
 
 
 def _constants(spec: Spec, classes: tuple[str, ...] | None, weights: str) -> str:

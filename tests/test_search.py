@@ -7,6 +7,7 @@ hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +58,24 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def finished_run(
+    tmp_path_factory: pytest.TempPathFactory, data_dir: Path
+) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """One finished 4-trial search, shared by the tests that only read it or build on a copy."""
+    root = tmp_path_factory.mktemp("finished")
+    result = run_search(write_space(root), root / "run", data_dir, "--budget", "50M")
+    assert result.returncode == 0, result.stderr
+    return root, result
+
+
+@pytest.fixture
+def copied_run(finished_run, tmp_path: Path) -> Path:
+    """A private copy of the finished search (space.yaml and run/) in tmp_path, to resume or break."""
+    shutil.copytree(finished_run[0], tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
 def write_space(directory: Path, **search: Any) -> Path:
     path = directory / "space.yaml"
     path.write_text(yaml.safe_dump(tiny_space(**search), sort_keys=False))
@@ -102,10 +121,9 @@ def wait_for_states(out: Path, ready, timeout: float = 120) -> None:
     raise AssertionError("the search never reached the awaited state")
 
 
-def test_search_records_trials_and_writes_results(tmp_path: Path, data_dir: Path) -> None:
-    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--budget", "50M")
-    assert result.returncode == 0, result.stderr
-    trials = load(tmp_path / "run").trials
+def test_search_records_trials_and_writes_results(finished_run) -> None:
+    root, result = finished_run
+    trials = load(root / "run").trials
     assert len(trials) == 4
     for trial in trials:
         assert trial.state == TrialState.COMPLETE
@@ -114,9 +132,9 @@ def test_search_records_trials_and_writes_results(tmp_path: Path, data_dir: Path
         from sandbox.flops import count
 
         assert count(rebuilt).flops == trial.user_attrs["flops"]
-    assert (tmp_path / "run" / "best.yaml").is_file()
-    assert (tmp_path / "run" / "best" / "metrics.json").is_file()
-    assert (tmp_path / "run" / "leaderboard.csv").read_text().startswith("trial,state,val_accuracy")
+    assert (root / "run" / "best.yaml").is_file()
+    assert (root / "run" / "best" / "metrics.json").is_file()
+    assert (root / "run" / "leaderboard.csv").read_text().startswith("trial,state,val_accuracy")
     assert "trial   0" in result.stdout and "best" in result.stdout
 
 
@@ -148,35 +166,31 @@ def test_a_budget_nothing_meets_exits_before_training(tmp_path: Path, data_dir: 
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_rerun_resumes_and_keeps_finished_trials(tmp_path: Path, data_dir: Path) -> None:
-    spec = write_space(tmp_path, trials=2)
-    assert run_search(spec, tmp_path / "run", data_dir).returncode == 0
-    first = {t.number: t.values for t in load(tmp_path / "run").trials}
-    result = run_search(spec, tmp_path / "run", data_dir, "--trials", "4")
+def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path) -> None:
+    first = {t.number: t.values for t in load(copied_run / "run").trials}
+    result = run_search(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6")
     assert result.returncode == 0, result.stderr
-    trials = load(tmp_path / "run").trials
-    assert len(trials) == 4
+    trials = load(copied_run / "run").trials
+    assert len(trials) == 6
     assert {t.number: t.values for t in trials if t.number in first} == first
 
 
-def test_a_changed_space_is_refused_naming_the_dimension(tmp_path: Path, data_dir: Path) -> None:
-    spec = write_space(tmp_path, trials=1)
-    assert run_search(spec, tmp_path / "run", data_dir).returncode == 0
+def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_dir: Path) -> None:
+    spec = copied_run / "space.yaml"
     space = yaml.safe_load(spec.read_text())
     space["stages"][0]["modules"][0]["branches"][1]["type"]["choice"].append("conv5x5")
     spec.write_text(yaml.safe_dump(space))
-    result = run_search(spec, tmp_path / "run", data_dir, "--trials", "2")
+    result = run_search(spec, copied_run / "run", data_dir, "--trials", "6")
     assert result.returncode == 2
     assert result.stderr.startswith("error: stages[0].modules[0].branches[1].type: this search dimension changed")
-    assert len(load(tmp_path / "run").trials) == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert len(load(copied_run / "run").trials) == 4
 
 
-def test_kill_9_mid_trial_then_rerun_loses_nothing(tmp_path: Path, data_dir: Path) -> None:
-    spec = write_space(tmp_path, trials=2)
-    out = tmp_path / "run"
-    assert run_search(spec, out, data_dir).returncode == 0  # two finished trials
+def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: Path) -> None:
+    spec, out = copied_run / "space.yaml", copied_run / "run"  # four finished trials
     process = subprocess.Popen(  # then a long trial, killed while it runs
-        search_command(spec, out, data_dir, "--trials", "6", "--epochs", "200"), stdout=subprocess.DEVNULL
+        search_command(spec, out, data_dir, "--trials", "8", "--epochs", "200"), stdout=subprocess.DEVNULL
     )
     try:
         wait_for_states(out, lambda states: TrialState.RUNNING in states)
@@ -185,8 +199,8 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(tmp_path: Path, data_dir: Pat
         process.wait()
     before = {t.number: t.values for t in load(out).trials if t.state == TrialState.COMPLETE}
     running = [t.number for t in load(out).trials if t.state == TrialState.RUNNING]
-    assert len(before) == 2 and running
-    result = run_search(spec, out, data_dir, "--trials", "4")  # right after the kill
+    assert len(before) == 4 and running
+    result = run_search(spec, out, data_dir, "--trials", "6")  # right after the kill
     assert result.returncode == 0, result.stderr
     trials = load(out).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -273,9 +287,12 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Pat
     out = tmp_path / "run"
     command = search_command(write_space(tmp_path, trials=6), out, data_dir, "--epochs", "200")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    wait_for_states(out, lambda states: TrialState.RUNNING in states)
-    process.send_signal(signal.SIGINT)
-    stdout, _ = process.communicate(timeout=60)
+    try:
+        wait_for_states(out, lambda states: TrialState.RUNNING in states)
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
     assert process.returncode == 130
     assert "interrupted" in stdout and "trials:" in stdout
     states = [t.state for t in load(out).trials]
@@ -283,10 +300,10 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Pat
     assert (out / "leaderboard.csv").is_file()
 
 
-def test_report_writes_plots(tmp_path: Path, data_dir: Path, cli) -> None:
-    assert run_search(write_space(tmp_path), tmp_path / "run", data_dir).returncode == 0
-    result = cli("report", tmp_path / "run")
+def test_report_writes_plots(finished_run, cli) -> None:
+    run_dir = finished_run[0] / "run"
+    result = cli("report", run_dir)
     assert result.code == 0, result.err
     for name in ("optimization_history", "accuracy_vs_flops", "intermediate_values"):
-        png = tmp_path / "run" / "plots" / f"{name}.png"
+        png = run_dir / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,9 +16,11 @@ from typing import Any
 
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sandbox.builder import build
 from sandbox.errors import SandboxError
 from sandbox.spec import Spec, load_spec
 
@@ -88,8 +90,6 @@ def load_run(
     run_dir: str | Path, *, device: str | torch.device = "cpu", plugin_files: Sequence[str | Path] = ()
 ) -> tuple[Spec, nn.Module]:
     """The spec and the trained network (in eval mode) of a finished run directory."""
-    from sandbox.builder import build
-
     run_dir = Path(run_dir)
     read_metrics(run_dir)
     spec = load_spec(run_dir / SPEC_FILE, plugin_files=plugin_files)
@@ -97,7 +97,7 @@ def load_run(
     try:
         state = load_file(str(run_dir / WEIGHTS_FILE), device=str(device))
         model.load_state_dict(state)
-    except (OSError, RuntimeError) as err:
+    except (OSError, RuntimeError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SandboxError(f"cannot load the weights of {run_dir}: {first}") from err
     return spec, model.eval()

@@ -26,8 +26,10 @@ from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from sandbox.builder import build
 from sandbox.data import Data, Split, augment, data_config, load, to_float
 from sandbox.errors import SandboxError, SpecError
+from sandbox.flops import FLOPS_CONVENTION, count
 from sandbox.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 from sandbox.spec import Spec
 from sandbox.train_config import TrainConfig, train_config
@@ -94,9 +96,6 @@ def train_run(
     _check_fits(spec, data)
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
-
-    from sandbox.builder import build
-    from sandbox.flops import FLOPS_CONVENTION, count
 
     counts = count(spec)
     torch.manual_seed(config.seed)

@@ -18,6 +18,7 @@ import yaml
 
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
+from sandbox.flops import count
 from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from sandbox.spec import load_spec
 from sandbox.train import TrainingError, accuracy, train_run, uses_bf16
@@ -71,9 +72,9 @@ def synthetic(tmp_path: Path) -> Path:
     generator = torch.Generator().manual_seed(0)
     raw = tmp_path / "fm" / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
-    for split, count in (("train", 300), ("t10k", 100)):
-        labels = torch.arange(count) % 10
-        images = torch.randint(0, 40, (count, 28, 28), generator=generator) + 20 * labels.view(-1, 1, 1)
+    for split, n in (("train", 300), ("t10k", 100)):
+        labels = torch.arange(n) % 10
+        images = torch.randint(0, 40, (n, 28, 28), generator=generator) + 20 * labels.view(-1, 1, 1)
         write_idx(raw / f"{split}-images-idx3-ubyte", images)
         write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
     return tmp_path / "fm"
@@ -125,6 +126,14 @@ def test_bad_train_values_name_their_key(raw: dict[str, Any], path: str) -> None
     with pytest.raises(SpecError) as err:
         train_config(raw)
     assert err.value.path == path
+
+
+def test_shipped_baseline_is_a_30_mflop_inception_net_on_the_sample() -> None:
+    spec = load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "fmnist_baseline.yaml")
+    assert 25e6 < count(spec).flops < 35e6
+    assert spec.stem.type == "conv3x3" and 2 <= len(spec.stages) <= 3
+    assert spec.data == {"dataset": "fashion-mnist-sample"}
+    assert train_config(spec.train).epochs == 15
 
 
 def test_bf16_is_auto_only_where_it_pays() -> None:
@@ -269,6 +278,17 @@ def test_bad_values_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert err.startswith(f"error: {path}: ") and err.count("\n") == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_reports_unreadable_weights(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    run(tiny(synthetic, epochs=1), out_dir=out)
+    (out / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    assert main(["evaluate", str(out), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot load the weights of") and err.count("\n") == 1
 
 
 def test_evaluate_refuses_an_unfinished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import torch
 
+from sandbox.commands import add_plugin_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="re-measure a run's test accuracy, with a per-class table")
     parser.add_argument("run_dir", type=Path, help="a run directory written by `train`")
     parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -10,6 +10,8 @@ import argparse
 import re
 from pathlib import Path
 
+from sandbox.commands import add_plugin_option
+
 SUFFIXES = {"py": ".py", "pt2": ".pt2", "onnx": ".onnx"}
 
 
@@ -29,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, help="file to write (default: the spec's name, in the current directory)")
     parser.add_argument("--weights", type=Path, help="weights (.safetensors or .pt state dict) instead of the run's")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from sandbox.commands import add_plugin_option
 from sandbox.registry import KINDS, REGISTRY
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plugins", help="list registered stems, branches and downsamples")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="also load this plugin file")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

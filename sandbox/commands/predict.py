@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.functional import pil_to_tensor
 
+from sandbox.commands import add_plugin_option
 from sandbox.errors import SandboxError
 
 INVERT = ("auto", "always", "never")
@@ -39,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--top", type=int, default=3, help="how many classes to print per image (default 3)")
     parser.add_argument("--invert", choices=INVERT, default="auto", help="invert gray levels (default: auto)")
     parser.add_argument("--weights", type=Path, help="weights (.safetensors or .pt state dict) instead of the run's")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from sandbox.commands import add_plugin_option
 from sandbox.errors import SpecError
 from sandbox.registry import REGISTRY
 from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, help="worker processes on this machine")
     parser.add_argument("--seed", type=int, help="sampler and training seed")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -10,6 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
+from sandbox.commands import add_plugin_option
 from sandbox.flops import FLOPS_CONVENTION, count, format_table
 from sandbox.registry import REGISTRY
 from sandbox.search_config import search_config
@@ -23,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", help="a spec YAML file (concrete, or a search space)")
     parser.add_argument("--json", action="store_true", help="print {params, flops, modules} as JSON")
     parser.add_argument("--budget", help="FLOP budget to measure a space against (default: the spec's)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sandbox.commands import add_plugin_option
 from sandbox.spec import load_spec
 
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<date>-<time>)")
     parser.add_argument("--seed", type=int, help="override train.seed")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
-    parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+    add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 

@@ -16,12 +16,13 @@ import pytest
 import torch
 import yaml
 
+import sandbox.train
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
 from sandbox.flops import count
 from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from sandbox.spec import load_spec
-from sandbox.train import TrainingError, accuracy, train_run, uses_bf16
+from sandbox.train import TrainingError, accuracy, resolve_device, train_run, uses_bf16
 from sandbox.train_config import Augment, TrainConfig, train_config
 from tests.idx import write_idx
 
@@ -227,6 +228,25 @@ def test_input_that_is_not_28x28x1_is_a_spec_error(synthetic: Path) -> None:
     with pytest.raises(SpecError) as err:
         run(raw)
     assert err.value.path == "input" and "1x28x28" in str(err.value)
+
+
+def test_out_of_memory_is_reported_as_such(synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def exhausted(*args: Any) -> Any:
+        def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+        return loss_of
+
+    monkeypatch.setattr(sandbox.train, "_loss_function", exhausted)
+    with pytest.raises(TrainingError, match="out of memory on cpu with batch_size 32: lower train.batch_size"):
+        run(tiny(synthetic), out_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / METRICS_FILE).exists()
+
+
+@pytest.mark.parametrize("device", ["gpu", "mps", "cuda:x"])
+def test_unknown_devices_are_sandbox_errors(device: str) -> None:
+    with pytest.raises(SandboxError, match="device"):
+        resolve_device(device)
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(synthetic: Path) -> None:

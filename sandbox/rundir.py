@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import yaml
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from sandbox.builder import build
@@ -68,7 +68,7 @@ def write_spec(out_dir: Path, raw: Mapping[str, Any]) -> None:
 
 def write_weights(out_dir: Path, model: nn.Module) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(out_dir / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
+    _atomic_write(out_dir / WEIGHTS_FILE, lambda p: p.write_bytes(save(state)))  # usual file mode, unlike save_file
 
 
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> None:

@@ -4,9 +4,10 @@
 epoch is one permutation, one batched augmentation, then slices. The loss is read back once per
 epoch (one device sync), which is also where a non-finite loss stops the run.
 
-Determinism: the same seed on the same device gives the same metrics on the CPU. On CUDA, cuDNN's
-autotuned kernels and atomic adds in some backward kernels make runs differ in the last bits,
-which can move accuracies by a few hundredths of a percent; nothing else varies.
+Determinism: the same seed on the same CPU with the same thread count gives the same metrics.
+On CUDA, cuDNN's autotuned kernels and atomic adds in some backward kernels make runs differ in the
+last bits, which can move accuracies slightly; initialization, dropout, batch order and
+augmentation come from seeded generators and do not vary.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def uses_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast where it pays: CUDA GPUs with bf16, and CPUs with AMX tiles.
 
     CPUs with AVX-512-BF16 but no AMX are left in fp32: on such a 2-core Xeon, bf16 convolutions
-    ran 2x slower than fp32 ones in channels_last, for no gain in the elementwise layers.
+    ran about 2x slower than fp32 ones and a whole training step was no faster (bench/README.md).
     """
     if precision != "auto":
         return precision == "bf16"

@@ -114,13 +114,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=None, help="trials for the pruning comparison")
     parser.add_argument("--sampler-trials", type=int, default=60)
     parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--keep", type=Path, help="keep the run directories here (default: a temporary folder)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
+        workdir = (args.keep or Path(tmp)).resolve()
         if not args.skip_pruning:
             trials = args.trials or search_config(read_yaml(args.space).get("search") or {}).trials
-            pruning(args.space, trials, Path(tmp))
-        budget_learning(args.space, args.sampler_trials, Path(tmp))
+            pruning(args.space, trials, workdir)
+        budget_learning(args.space, args.sampler_trials, workdir)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,12 @@ class Primitive:
 Suggest = Callable[[Primitive], Any]  # returns a value the primitive's distribution allows
 
 
+def lowest(primitive: Primitive) -> Any:
+    """A `Suggest` giving each number its low end and each choice its first option."""
+    dist = primitive.distribution
+    return dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low
+
+
 def parse_primitive(value: Any, path: str) -> Primitive | None:
     """The primitive `value` spells, None for a plain value; malformed ones are SpecErrors."""
     if not isinstance(value, Mapping):

@@ -18,7 +18,7 @@ from optuna.distributions import CategoricalDistribution
 
 from sandbox.errors import SpecError
 from sandbox.flops import count
-from sandbox.space import Primitive, sample
+from sandbox.space import Primitive, lowest, sample
 from sandbox.spec import validate
 
 
@@ -46,9 +46,8 @@ def _extreme(space: Mapping[str, Any], base: Path, direction: int) -> int | None
     def suggest(primitive: Primitive) -> Any:
         seen.setdefault(primitive.path, primitive)
         dist = primitive.distribution
-        if isinstance(dist, CategoricalDistribution):
-            return assignment.setdefault(primitive.path, dist.choices[0])
-        return assignment.setdefault(primitive.path, dist.low if direction > 0 else dist.high)
+        start = lowest(primitive) if direction > 0 or isinstance(dist, CategoricalDistribution) else dist.high
+        return assignment.setdefault(primitive.path, start)
 
     def score(flops: int | None) -> float:
         return float("inf") if flops is None else direction * flops

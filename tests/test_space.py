@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import FloatDistribution, IntDistribution
 
 from sandbox.errors import SpecError
 from sandbox.flops import count
-from sandbox.space import Primitive, parse_primitive, primitives, sample, signature
+from sandbox.space import Primitive, lowest, parse_primitive, primitives, sample, signature
 from sandbox.space_flops import smallest_flops, space_flops
 from sandbox.spec import validate
 
@@ -25,11 +25,6 @@ def space(small_spec) -> dict[str, Any]:
     return raw
 
 
-def first_option(primitive: Primitive) -> Any:
-    dist = primitive.distribution
-    return dist.choices[0] if isinstance(dist, CategoricalDistribution) else dist.low
-
-
 def test_primitives_are_named_by_their_yaml_path(small_spec) -> None:
     dims = {p.path: p.distribution for p in primitives(space(small_spec))}
     assert dims["stem.out"] == IntDistribution(8, 32, step=8)
@@ -40,7 +35,7 @@ def test_primitives_are_named_by_their_yaml_path(small_spec) -> None:
 
 
 def test_sampling_yields_a_concrete_spec(small_spec) -> None:
-    concrete = sample(space(small_spec), first_option)
+    concrete = sample(space(small_spec), lowest)
     assert concrete["stem"]["out"] == 8
     assert concrete["train"]["lr"] == 0.01
     assert concrete["stages"][0]["modules"][0]["branches"][2] == {"type": "conv5x5", "reduce": 4, "out": 8}
@@ -51,7 +46,7 @@ def test_sampling_yields_a_concrete_spec(small_spec) -> None:
 def test_none_drops_a_branch(small_spec) -> None:
     def pick_none(primitive: Primitive) -> Any:
         choices = getattr(primitive.distribution, "choices", None)
-        return "none" if choices and "none" in choices else first_option(primitive)
+        return "none" if choices and "none" in choices else lowest(primitive)
 
     branches = sample(space(small_spec), pick_none)["stages"][0]["modules"][0]["branches"]
     assert [b["type"] for b in branches] == ["conv1x1", "pool_proj"]
@@ -96,8 +91,8 @@ def test_flop_bounds_bracket_every_candidate(small_spec) -> None:
     bounds = space_flops(raw, Path.cwd(), budget=None, samples=8)
     smallest = smallest_flops(raw, Path.cwd())
     assert smallest == bounds.smallest
-    lowest = count(validate(sample(raw, first_option), base=Path.cwd())).flops
-    assert bounds.smallest <= lowest <= bounds.largest
+    corner = count(validate(sample(raw, lowest), base=Path.cwd())).flops
+    assert bounds.smallest <= corner <= bounds.largest
     assert bounds.smallest < bounds.largest
 
 

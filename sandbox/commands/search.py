@@ -13,7 +13,7 @@ from sandbox.registry import REGISTRY
 from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
 from sandbox.search_config import search_config
 from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
-from sandbox.space import primitives
+from sandbox.space import lowest, primitives, sample
 from sandbox.space_flops import smallest_flops
 from sandbox.spec import load_plugins, read_yaml
 
@@ -34,6 +34,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
+def check_sections(space: dict) -> None:
+    """Fail before any training on a bad `train:` or `data:` value, which every candidate shares
+    (checked as the cheapest candidate carries them)."""
+    from sandbox.data import data_config
+    from sandbox.train_config import train_config
+
+    concrete = sample({key: space[key] for key in ("train", "data") if key in space}, lowest)
+    train_config(concrete.get("train") or {})
+    data_config(concrete.get("data") or {})
+
+
 def prepare(args: argparse.Namespace) -> SearchRun:
     """Read the space and settings; refuse, before any training, a budget nothing can meet."""
     for file in args.plugin:
@@ -47,6 +58,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     )
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
+    check_sections(space)
     if config.budget is not None:
         smallest = smallest_flops(space, base)
         if smallest is None:

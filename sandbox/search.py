@@ -29,12 +29,13 @@ import optuna
 import torch
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
-from optuna.trial import Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.flops import count
 from sandbox.registry import REGISTRY
 from sandbox.search_config import SearchConfig
+from sandbox.search_results import is_result
 from sandbox.space import Primitive, sample, signature
 from sandbox.spec import load_plugins, validate
 
@@ -228,7 +229,7 @@ class Objective:
             counts = count(spec)
         except SpecError as err:  # e.g. every branch of a module chosen `none`
             trial.set_user_attr("invalid", str(err))
-            trial.set_constraint("flops_over_budget", float("inf"))
+            trial.set_constraint("flops_over_budget", 1e12)  # finite: GP models constraint values
             return self._stand_in(0)
         trial.set_user_attr("flops", counts.flops)
         trial.set_user_attr("params", counts.params)
@@ -237,7 +238,21 @@ class Objective:
         if over > 0:
             trial.set_user_attr("over_budget", True)
             return self._stand_in(counts.flops)
+        earlier = self._same_candidate(trial)
+        if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
+            trial.set_user_attr("duplicate_of", earlier.number)
+            for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
+                trial.set_user_attr(key, earlier.user_attrs.get(key))
+            return tuple(earlier.values) if config.multi_objective else earlier.values[0]
         return self._train(trial, spec, counts.flops)
+
+    @staticmethod
+    def _same_candidate(trial: Trial) -> FrozenTrial | None:
+        """A finished, trained trial with exactly these parameters, if there is one."""
+        for earlier in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if earlier.params == trial.params and is_result(earlier):
+                return earlier
+        return None
 
     def _stand_in(self, flops: int) -> float | tuple[float, float]:
         """The pessimistic value of an infeasible candidate (never shown as a result)."""

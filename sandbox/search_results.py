@@ -24,6 +24,7 @@ def is_result(trial: FrozenTrial) -> bool:
         trial.state == TrialState.COMPLETE
         and not trial.user_attrs.get("over_budget")
         and "invalid" not in trial.user_attrs
+        and "duplicate_of" not in trial.user_attrs  # shown once, under the trial that trained it
     )
 
 
@@ -33,6 +34,8 @@ def note(trial: FrozenTrial) -> str:
         return "over budget"
     if "invalid" in attrs:
         return f"invalid: {attrs['invalid']}"
+    if "duplicate_of" in attrs:
+        return f"same candidate as trial {attrs['duplicate_of']}, not trained again"
     if trial.state == TrialState.PRUNED:
         return f"pruned after epoch {attrs.get('epochs_trained', '?')}"
     if trial.state == TrialState.FAIL:
@@ -105,6 +108,7 @@ def summary(trials: Sequence[FrozenTrial]) -> str:
         f"{n(lambda t: t.state == TrialState.PRUNED)} pruned, "
         f"{n(lambda t: bool(t.user_attrs.get('over_budget')))} over budget (never trained), "
         f"{n(lambda t: 'invalid' in t.user_attrs)} invalid, "
+        f"{n(lambda t: 'duplicate_of' in t.user_attrs)} repeats, "
         f"{n(lambda t: t.state == TrialState.FAIL)} failed, "
         f"{n(lambda t: t.state == TrialState.RUNNING)} running; "
         f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all"

@@ -307,3 +307,31 @@ def test_report_writes_plots(finished_run, cli) -> None:
     for name in ("optimization_history", "accuracy_vs_flops", "intermediate_values"):
         png = run_dir / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
+    from sandbox.search import Objective, SearchRun, open_study
+    from sandbox.search_config import search_config
+    from sandbox.search_results import ranked
+
+    space = tiny_space()
+    run = SearchRun(space, tmp_path, "tiny", search_config(space["search"]), tmp_path, f"sqlite:///{tmp_path}/s.db")
+    calls: list[int] = []
+
+    def fake_train(spec, **_: Any) -> dict[str, float]:
+        calls.append(1)
+        return {"val_accuracy": 0.5, "test_accuracy": 0.4, "seconds": 1.0, "train_images_per_second": 1.0}
+
+    study = open_study(run)
+    params = {
+        "stem.out": 8,
+        "stages[0].modules[0].branches[0].out": 4,
+        "stages[0].modules[0].branches[1].type": "conv3x3",
+    }
+    study.enqueue_trial(params)
+    study.enqueue_trial(params)
+    study.optimize(Objective(run, "cpu", train=fake_train), n_trials=2)
+    first, second = study.trials
+    assert len(calls) == 1
+    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
+    assert [t.number for t in ranked(study.trials)] == [first.number]  # listed once

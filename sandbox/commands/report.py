@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sandbox.report import write_plots
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     db = args.run_dir / "study.db"
     if args.storage is None and not db.is_file():
         raise SandboxError(f"{args.run_dir} holds no study.db: is it a search run directory? (or pass --storage)")

@@ -57,7 +57,9 @@ class SearchConfig:
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
         if self.pruner == "median" and not self.multi_objective:
-            return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+            # n_min_trials: over-budget trials end COMPLETE without a curve, so Optuna's startup
+            # count alone would let the first trained curve be "the median" of everything after it.
+            return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1, n_min_trials=4)
         if self.pruner == "hyperband" and not self.multi_objective:
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
         return optuna.pruners.NopPruner()

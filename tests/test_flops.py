@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,7 @@ Spec = dict[str, Any]
 
 
 def test_googlenet_matches_torchvision_on_meta() -> None:
-    started = time.perf_counter()
     counts = count(SEARCH_SPACES / "googlenet.yaml")
-    elapsed = time.perf_counter() - started
     with torch.device("meta"):
         reference = torchvision.models.googlenet(aux_logits=False, init_weights=False).eval()
     with FlopCounterMode(display=False) as counter:
@@ -31,7 +28,6 @@ def test_googlenet_matches_torchvision_on_meta() -> None:
     assert (counts.params, counts.flops) == (6_624_904, 2_996_752_384)
     assert counts.params == sum(p.numel() for p in reference.parameters())
     assert counts.flops == counter.get_total_flops()
-    assert elapsed < 5.0, f"counting took {elapsed:.2f} s"  # about 0.35 s here; the issue asks < 0.5 s
 
 
 @pytest.mark.parametrize("name", ["googlenet.yaml", "googlenet_2014.yaml"])

@@ -209,15 +209,18 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: P
     assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["error"]
     assert "cut off by a crash" in result.stdout
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert retried and retried[0].params == killed.params  # the cut-off candidate is tried again
+    # the cut-off candidate is tried again (it may have been killed before all its values were drawn)
+    assert retried and killed.params.items() <= retried[0].params.items()
 
 
 def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
-    result = run_search(write_space(tmp_path, trials=8), tmp_path / "run", data_dir, "--workers", "4")
+    # trials of a few epochs, so the spawned workers (which import torch first) get their share
+    command = ("--workers", "4", "--epochs", "3")
+    result = run_search(write_space(tmp_path, trials=12), tmp_path / "run", data_dir, *command)
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stdout + result.stderr
     trials = load(tmp_path / "run").trials
-    assert 8 <= len(trials) <= 11  # each worker stops after the trial it holds when the target is reached
+    assert 12 <= len(trials) <= 15  # each worker stops after the trial it holds when the target is reached
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
@@ -290,7 +293,7 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Pat
     try:
         wait_for_states(out, lambda states: TrialState.RUNNING in states)
         process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=60)
+        stdout, _ = process.communicate(timeout=300)  # a bound on hanging, not a speed test
     finally:
         process.kill()
     assert process.returncode == 130

@@ -107,16 +107,18 @@ def load(out: Path, name: str = "tiny") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
 
 
-def wait_for_states(out: Path, ready, timeout: float = 120) -> None:
-    """Poll the study until `ready(states)` holds (the study may not exist yet)."""
+def wait_for_states(out: Path, ready, timeout: float = 120, training: bool = False) -> None:
+    """Poll the study until `ready(states)` holds (the study may not exist yet); with `training`,
+    also until a running trial has reported an epoch."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         time.sleep(0.5)
         try:
-            states = [t.state for t in load(out).get_trials(deepcopy=False)]
+            trials = load(out).get_trials(deepcopy=False)
         except Exception:  # no run directory, study.db or study yet
             continue
-        if ready(states):
+        curves = any(t.intermediate_values for t in trials if t.state == TrialState.RUNNING)
+        if ready([t.state for t in trials]) and (curves or not training):
             return
     raise AssertionError("the search never reached the awaited state")
 
@@ -190,17 +192,17 @@ def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_
 def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: Path) -> None:
     spec, out = copied_run / "space.yaml", copied_run / "run"  # four finished trials
     process = subprocess.Popen(  # then a long trial, killed while it runs
-        search_command(spec, out, data_dir, "--trials", "8", "--epochs", "200"), stdout=subprocess.DEVNULL
+        search_command(spec, out, data_dir, "--trials", "20", "--epochs", "200"), stdout=subprocess.DEVNULL
     )
-    try:
-        wait_for_states(out, lambda states: TrialState.RUNNING in states)
+    try:  # (repeats of trained candidates end at once, so wait for a trial that is training)
+        wait_for_states(out, lambda states: TrialState.RUNNING in states, training=True)
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
     before = {t.number: t.values for t in load(out).trials if t.state == TrialState.COMPLETE}
     running = [t.number for t in load(out).trials if t.state == TrialState.RUNNING]
-    assert len(before) == 4 and running
-    result = run_search(spec, out, data_dir, "--trials", "6")  # right after the kill
+    assert len(before) >= 4 and running
+    result = run_search(spec, out, data_dir, "--trials", str(len(before) + 2))  # right after the kill
     assert result.returncode == 0, result.stderr
     trials = load(out).trials
     assert not [t for t in trials if t.state == TrialState.RUNNING]
@@ -222,7 +224,7 @@ def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
     trials = load(tmp_path / "run").trials
     assert 12 <= len(trials) <= 15  # each worker stops after the trial it holds when the target is reached
     assert sorted(t.number for t in trials) == list(range(len(trials)))
-    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)  # none lost or failed
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
 
 
@@ -289,9 +291,11 @@ def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path
 def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "run"
     command = search_command(write_space(tmp_path, trials=6), out, data_dir, "--epochs", "200")
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # a shell that starts the suite in the background ignores SIGINT, and children inherit that
+    restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=restore_sigint)
     try:
-        wait_for_states(out, lambda states: TrialState.RUNNING in states)
+        wait_for_states(out, lambda states: TrialState.RUNNING in states, training=True)
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=300)  # a bound on hanging, not a speed test
     finally:

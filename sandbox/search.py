@@ -19,6 +19,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -76,15 +77,21 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
             db.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 120}}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=GRACE_SECONDS,
-                heartbeat_stale_trial_callback=_retry_callback(),
-            )
+        for attempt in range(3):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(
+                        url,
+                        engine_kwargs=engine_kwargs,
+                        heartbeat_interval=HEARTBEAT_SECONDS,
+                        grace_period=GRACE_SECONDS,
+                        heartbeat_stale_trial_callback=_retry_callback(),
+                    )
+            except Exception as err:  # two workers creating a new database's tables at once
+                if attempt == 2 or "already exists" not in str(err):
+                    raise
+                time.sleep(1.0)
     except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}") from err

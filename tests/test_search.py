@@ -104,7 +104,9 @@ def run_search(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess
 
 
 def load(out: Path, name: str = "tiny") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+    """The stored study, read without creating tables (which would race a starting search)."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}", skip_table_creation=True)
+    return optuna.load_study(study_name=name, storage=storage)
 
 
 def wait_for_states(out: Path, ready, timeout: float = 120, training: bool = False) -> None:

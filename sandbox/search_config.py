@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import optuna
@@ -29,6 +29,7 @@ class SearchConfig:
     seed: int = 0
     workers: int = 1
     population: int = 8  # NSGA-II generation size: small, so a short study sees several generations
+    reference: str | None = None  # a spec file the best candidate is compared with, trained the same way
 
     @property
     def multi_objective(self) -> bool:
@@ -77,7 +78,7 @@ def parse_flops(value: Any, path: str) -> int:
 
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
     """Validate a spec's `search:` mapping, naming the offending key."""
-    allowed = ("budget", "trials", "sampler", "pruner", "objective", "epochs", "seed", "workers", "population")
+    allowed = tuple(field.name for field in fields(SearchConfig))
     for key in section:
         if key not in allowed:
             raise SpecError(f"search.{key}", f"unknown key (allowed here: {', '.join(allowed)})")
@@ -101,6 +102,10 @@ def search_config(section: Mapping[str, Any]) -> SearchConfig:
             if section[key] not in options:
                 raise SpecError(f"search.{key}", f"expected one of {', '.join(options)}, got {section[key]!r}")
             values[key] = section[key]
+    if "reference" in section:
+        if not isinstance(section["reference"], str) or not section["reference"].strip():
+            raise SpecError("search.reference", f"expected the path of a spec file, got {section['reference']!r}")
+        values["reference"] = section["reference"]
     if "objective" in section:
         objective = section["objective"]
         objective = tuple(objective) if isinstance(objective, list) else (objective,)

@@ -6,6 +6,7 @@ hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -344,3 +345,35 @@ def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
     assert len(calls) == 1
     assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
     assert [t.number for t in ranked(study.trials)] == [first.number]  # listed once
+
+
+def test_the_reference_trains_as_the_best_did_and_is_reused(copied_run: Path, data_dir: Path) -> None:
+    reference = tiny_space()
+    reference.update(name="ref", stem={"type": "conv3x3", "out": 8}, train={"epochs": 3, "batch_size": 32})
+    reference["stages"][0]["modules"][0]["branches"] = [{"type": "conv1x1", "out": 8}]
+    del reference["search"]
+    (copied_run / "reference.yaml").write_text(yaml.safe_dump(reference))
+    spec = copied_run / "space.yaml"
+    space = yaml.safe_load(spec.read_text())
+    space["search"]["reference"] = "reference.yaml"
+    spec.write_text(yaml.safe_dump(space))
+
+    first = run_search(spec, copied_run / "run", data_dir)
+    assert first.returncode == 0, first.stderr
+    metrics = json.loads((copied_run / "run" / "reference" / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["train"]["batch_size"], metrics["seed"]) == (1, 64, 0)  # the best's recipe
+    assert f"reference {metrics['flops'] / 1e6:.2f} {metrics['val_accuracy']:.2%}" in " ".join(first.stdout.split())
+    assert "best vs reference:" in first.stdout
+
+    again = run_search(spec, copied_run / "run", data_dir)
+    assert again.returncode == 0, again.stderr
+    assert "training the reference" in first.stdout and "training the reference" not in again.stdout
+    assert "best vs reference:" in again.stdout
+
+
+def test_a_missing_reference_is_refused_before_training(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(write_space(tmp_path, reference="nowhere.yaml"), tmp_path / "run", data_dir)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: search.reference: no such spec file")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "study.db").exists()

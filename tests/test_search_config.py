@@ -26,6 +26,8 @@ def test_flop_amounts(text, flops) -> None:
         ({"pruner": "sha"}, "search.pruner"),
         ({"objective": ["flops"]}, "search.objective"),
         ({"trails": 4}, "search.trails"),
+        ({"reference": 3}, "search.reference"),
+        ({"reference": " "}, "search.reference"),
     ],
 )
 def test_bad_values_name_their_key(section, path) -> None:

@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from sandbox.commands import add_plugin_option
 from sandbox.errors import SpecError
 from sandbox.registry import REGISTRY
 from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
 from sandbox.search_config import search_config
+from sandbox.search_reference import format_comparison, reference_path, reference_spec, train_reference
 from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
 from sandbox.space import lowest, primitives, sample
 from sandbox.space_flops import smallest_flops
@@ -69,6 +71,8 @@ def prepare(args: argparse.Namespace) -> SearchRun:
                 f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
                 f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
             )
+    if config.reference is not None:
+        reference_path(config.reference, base)
     name = str(space.get("name") or spec_path.stem)
     run_dir = (args.out or Path("runs") / name).resolve()
     storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
@@ -96,11 +100,14 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         interrupted = True
         print("\ninterrupted: the running trial is marked failed; results so far:")
-    report(search, study)
+    best = report(search, study)
+    if best is not None and search.config.reference is not None and not interrupted:
+        compare_with_reference(search, best)
     return 130 if interrupted else 0
 
 
-def report(search: SearchRun, study) -> None:
+def report(search: SearchRun, study) -> FrozenTrial | None:
+    """Leaderboard, summary, best.yaml and best/; returns the best trial."""
     trials = study.get_trials(deepcopy=False)
     write_leaderboard(trials, search.run_dir / "leaderboard.csv")
     print(summary(trials))
@@ -114,3 +121,18 @@ def report(search: SearchRun, study) -> None:
         export_best(best, search.run_dir)
         print(f"best: trial {best.number}, spec {search.run_dir / 'best.yaml'}, weights {search.run_dir / 'best'}")
     print(f"leaderboard: {search.run_dir / 'leaderboard.csv'}; plots: python -m sandbox report {search.run_dir}")
+    return best
+
+
+def compare_with_reference(search: SearchRun, best: FrozenTrial) -> None:
+    """Train `search.reference` as the best candidate was trained and print how they compare."""
+    path = reference_path(search.config.reference, search.base)
+    metrics = train_reference(
+        reference_spec(path, best),
+        search.run_dir,
+        epochs=search.config.epochs,
+        seed=search.config.seed,
+        device=search.device,
+        data_dir=search.data_dir,
+    )
+    print(format_comparison(best, metrics, path))

@@ -53,7 +53,9 @@ class SearchConfig:
         if self.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population)
         if self.sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5)
+            # A choice of whole branches or stages makes the space conditional: parameters that not
+            # every candidate has are sampled at random, as intended, so Optuna's warning is noise.
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
         return optuna.samplers.RandomSampler(seed=seed)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:

@@ -10,7 +10,7 @@ rerun with the same recipe, so resuming costs no retraining.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 from sandbox.space import primitives
 from sandbox.spec import Spec, load_spec, read_yaml, validate
+from sandbox.train import train_run
 from sandbox.train_config import train_config
 
 REFERENCE_DIR = "reference"
@@ -57,17 +58,15 @@ def train_reference(
     seed: int,
     device: str,
     data_dir: Path | None,
-    train: Callable[..., Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Train the reference into `run_dir/reference/`, or reuse it when it was trained the same way."""
     out_dir = run_dir / REFERENCE_DIR
     if _trained_alike(out_dir, spec, epochs, seed):
         return read_metrics(out_dir)
-    if train is None:
-        from sandbox.train import train_run as train
     print(f"training the reference {spec.name!r} as the best candidate was trained ...", flush=True)
-    return dict(train(spec, out_dir=out_dir, epochs=epochs, device=device, seed=seed, data_dir=data_dir,
-                      progress=sys.stderr.isatty()))  # fmt: skip
+    return train_run(
+        spec, out_dir=out_dir, epochs=epochs, device=device, seed=seed, data_dir=data_dir, progress=sys.stderr.isatty()
+    )
 
 
 def _trained_alike(out_dir: Path, spec: Spec, epochs: int | None, seed: int) -> bool:

@@ -59,6 +59,7 @@ class SearchRun:
     device: str = "auto"
     data_dir: Path | None = None
     plugin_files: tuple[Path, ...] = ()  # from --plugin, absolute
+    reference: Path | None = None  # search.reference, resolved and checked before any training
 
     def trial_dir(self, number: int) -> Path:
         return self.run_dir / "trials" / f"{number:04d}"

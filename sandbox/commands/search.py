@@ -71,13 +71,12 @@ def prepare(args: argparse.Namespace) -> SearchRun:
                 f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
                 f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
             )
-    if config.reference is not None:
-        reference_path(config.reference, base)
+    reference = reference_path(config.reference, base) if config.reference is not None else None
     name = str(space.get("name") or spec_path.stem)
     run_dir = (args.out or Path("runs") / name).resolve()
     storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
     plugins = tuple(Path(file).resolve() for file in args.plugin)
-    return SearchRun(space, base, name, config, run_dir, storage, args.device, args.data_dir, plugins)
+    return SearchRun(space, base, name, config, run_dir, storage, args.device, args.data_dir, plugins, reference)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
         print("\ninterrupted: the running trial is marked failed; results so far:")
     best = report(search, study)
-    if best is not None and search.config.reference is not None and not interrupted:
-        compare_with_reference(search, best)
+    if best is not None and search.reference is not None and not interrupted:
+        compare_with_reference(search, search.reference, best)
     return 130 if interrupted else 0
 
 
@@ -124,9 +123,8 @@ def report(search: SearchRun, study) -> FrozenTrial | None:
     return best
 
 
-def compare_with_reference(search: SearchRun, best: FrozenTrial) -> None:
-    """Train `search.reference` as the best candidate was trained and print how they compare."""
-    path = reference_path(search.config.reference, search.base)
+def compare_with_reference(search: SearchRun, path: Path, best: FrozenTrial) -> None:
+    """Train the reference spec at `path` as the best candidate was trained and print how they compare."""
     metrics = train_reference(
         reference_spec(path, best),
         search.run_dir,

@@ -30,6 +30,7 @@ class SearchConfig:
     workers: int = 1
     population: int = 8  # NSGA-II generation size: small, so a short study sees several generations
     reference: str | None = None  # a spec file the best candidate is compared with, trained the same way
+    reference_seeds: int = 1  # seeds both networks train with for that comparison
 
     @property
     def multi_objective(self) -> bool:
@@ -44,6 +45,8 @@ class SearchConfig:
         given = {key: value for key, value in overrides.items() if value is not None}
         if "budget" in given:
             given["budget"] = parse_flops(given["budget"], "--budget")
+        for key in set(given) & set(_COUNTS):
+            given[key] = _count(given[key], key, f"--{key.replace('_', '-')}")
         return replace(self, **given)
 
     def make_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
@@ -66,6 +69,18 @@ class SearchConfig:
         if self.pruner == "hyperband" and not self.multi_objective:
             return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
         return optuna.pruners.NopPruner()
+
+
+_COUNTS = ("trials", "epochs", "seed", "workers", "population", "reference_seeds")
+
+
+def _count(value: Any, key: str, path: str) -> int:
+    """A whole number of trials, epochs, workers ...: at least 1 (a seed may be 0)."""
+    lowest = 0 if key == "seed" else 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+        kind = "a non-negative" if lowest == 0 else "a positive"
+        raise SpecError(path, f"expected {kind} integer, got {value!r}")
+    return value
 
 
 def parse_flops(value: Any, path: str) -> int:
@@ -93,12 +108,8 @@ def search_config(section: Mapping[str, Any]) -> SearchConfig:
                 raise SpecError("search.budget", "expected a FLOP count or {flops: COUNT}")
             budget = budget["flops"]
         values["budget"] = parse_flops(budget, "search.budget")
-    for key in ("trials", "epochs", "seed", "workers", "population"):
-        if key in section:
-            value = section[key]
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "seed" else 1):
-                raise SpecError(f"search.{key}", f"expected a positive integer, got {value!r}")
-            values[key] = value
+    for key in set(section) & set(_COUNTS):
+        values[key] = _count(section[key], key, f"search.{key}")
     for key, options in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
         if key in section:
             if section[key] not in options:
@@ -108,6 +119,8 @@ def search_config(section: Mapping[str, Any]) -> SearchConfig:
         if not isinstance(section["reference"], str) or not section["reference"].strip():
             raise SpecError("search.reference", f"expected the path of a spec file, got {section['reference']!r}")
         values["reference"] = section["reference"]
+    if "reference_seeds" in section and "reference" not in section:
+        raise SpecError("search.reference_seeds", "needs search.reference, the network to compare with")
     if "objective" in section:
         objective = section["objective"]
         objective = tuple(objective) if isinstance(objective, list) else (objective,)

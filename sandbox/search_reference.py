@@ -1,16 +1,22 @@
 """The search's yardstick: a reference network (`search.reference`) trained as the best candidate was.
 
 "Does the search beat my baseline?" is only a fair question when both networks train the same way,
-so the reference takes the best candidate's `train:` and `data:` sections, epochs and seed, and the
-comparison prints validation accuracy (what the search chose by) beside test accuracy (reported
-only, never used to choose). The reference's run directory is reused when a finished search is
-rerun with the same recipe, so resuming costs no retraining.
+so the reference takes the best candidate's `train:` and `data:` sections and epochs. One training
+run is a noisy measurement (on the bundled sample two seeds of one network differ by a point), so
+`search.reference_seeds: N` trains both networks with N seeds (the search's seed and the next ones;
+the best's first run is its trial) and compares the means. Validation accuracy is what the search
+chose by; test accuracy is reported only, never used to choose. Each run lives in
+`RUN_DIR/compare/<network>-seed-<seed>/` and is reused when a finished search is rerun with the
+same recipe, so resuming costs no retraining.
 """
 
 from __future__ import annotations
 
+import json
+import statistics
 import sys
-from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +30,19 @@ from sandbox.spec import Spec, load_spec, read_yaml, validate
 from sandbox.train import train_run
 from sandbox.train_config import train_config
 
-REFERENCE_DIR = "reference"
+COMPARE_DIR = "compare"
+COMPARISON_FILE = "comparison.json"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One network's runs in the comparison, a value per seed."""
+
+    name: str
+    flops: int
+    seeds: tuple[int, ...]
+    val: tuple[float, ...]
+    test: tuple[float, ...]
 
 
 def reference_path(reference: str, base: Path) -> Path:
@@ -50,22 +68,58 @@ def reference_spec(path: Path, best: FrozenTrial) -> Spec:
     return validate(raw, base=path.parent, source=path)
 
 
-def train_reference(
-    spec: Spec,
-    run_dir: Path,
-    *,
-    epochs: int | None,
-    seed: int,
-    device: str,
-    data_dir: Path | None,
-) -> dict[str, Any]:
-    """Train the reference into `run_dir/reference/`, or reuse it when it was trained the same way."""
-    out_dir = run_dir / REFERENCE_DIR
-    if _trained_alike(out_dir, spec, epochs, seed):
-        return read_metrics(out_dir)
-    print(f"training the reference {spec.name!r} as the best candidate was trained ...", flush=True)
-    return train_run(
-        spec, out_dir=out_dir, epochs=epochs, device=device, seed=seed, data_dir=data_dir, progress=sys.stderr.isatty()
+def best_spec(best: FrozenTrial, base: Path) -> Spec:
+    """The best candidate's concrete spec, as its trial recorded it."""
+    return validate(yaml.safe_load(best.user_attrs["spec"]), base=base)
+
+
+@dataclass(frozen=True)
+class ComparisonRuns:
+    """Where and how the comparison's runs train: `run_dir/compare/<label>-seed-<seed>/`, reused
+    when a run there was trained the same way."""
+
+    run_dir: Path
+    epochs: int | None
+    device: str
+    data_dir: Path | None
+
+    def train(self, spec: Spec, label: str, seed: int) -> dict[str, Any]:
+        out_dir = self.run_dir / COMPARE_DIR / f"{label}-seed-{seed}"
+        if _trained_alike(out_dir, spec, self.epochs, seed):
+            return read_metrics(out_dir)
+        print(f"training the {label} ({spec.name!r}) with seed {seed} for the comparison ...", flush=True)
+        return train_run(
+            spec,
+            out_dir=out_dir,
+            epochs=self.epochs,
+            device=self.device,
+            seed=seed,
+            data_dir=self.data_dir,
+            progress=sys.stderr.isatty(),
+        )
+
+
+def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:
+    """The best candidate: its trial is the first seed's run; the other seeds are trained (or reused)."""
+    extra = [runs.train(spec, "best", seed) for seed in seeds[1:]]
+    return Measured(
+        name=f"best (trial {best.number})",
+        flops=int(best.user_attrs["flops"]),
+        seeds=tuple(seeds),
+        val=(float(best.values[0]), *(float(m["val_accuracy"]) for m in extra)),
+        test=(float(best.user_attrs["test_accuracy"]), *(float(m["test_accuracy"]) for m in extra)),
+    )
+
+
+def measure_reference(spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:
+    """The reference, trained (or reused) once per seed."""
+    done = [runs.train(spec, "reference", seed) for seed in seeds]
+    return Measured(
+        name="reference",
+        flops=int(done[0]["flops"]),
+        seeds=tuple(seeds),
+        val=tuple(float(m["val_accuracy"]) for m in done),
+        test=tuple(float(m["test_accuracy"]) for m in done),
     )
 
 
@@ -81,24 +135,40 @@ def _trained_alike(out_dir: Path, spec: Spec, epochs: int | None, seed: int) -> 
     return same_spec and metrics.get("seed") == wanted.seed and metrics.get("epochs") == wanted.epochs
 
 
-def format_comparison(best: FrozenTrial, reference: Mapping[str, Any], path: Path) -> str:
+def write_comparison(best: Measured, reference: Measured, run_dir: Path) -> Path:
+    """Both networks' values per seed, as JSON, for whoever reports the comparison."""
+    path = run_dir / COMPARE_DIR / COMPARISON_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"best": asdict(best), "reference": asdict(reference)}, indent=2) + "\n")
+    return path
+
+
+def format_comparison(best: Measured, reference: Measured, path: Path) -> str:
     """Best candidate against the reference: FLOPs, validation and test accuracy, and the differences."""
-    best_val, best_test = best.values[0], best.user_attrs.get("test_accuracy")
-    ref_val, ref_test = reference["val_accuracy"], reference["test_accuracy"]
-    best_flops, ref_flops = best.user_attrs["flops"], reference["flops"]
+    seeds = ", ".join(map(str, reference.seeds))
+    several = len(reference.seeds) > 1
+    column = "mean (min-max)" if several else ""
     lines = [
-        f"reference: {path.name}, trained as the best candidate was (same recipe, epochs and seed)",
-        f"{'':<16} {'MFLOPs':>8} {'val acc':>8} {'test acc':>8}",
-        f"{f'best (trial {best.number})':<16} {best_flops / 1e6:>8.2f} {best_val:>8.2%} {_percent(best_test):>8}",
-        f"{'reference':<16} {ref_flops / 1e6:>8.2f} {ref_val:>8.2%} {ref_test:>8.2%}",
+        f"reference: {path.name}, trained as the best candidate was (same recipe and epochs); "
+        f"seed{'s' if several else ''} {seeds}",
+        f"{'':<16} {'MFLOPs':>8}  {'val acc ' + column:<24} {'test acc ' + column:<24}",
     ]
+    for net in (best, reference):
+        lines.append(f"{net.name:<16} {net.flops / 1e6:>8.2f}  {_spread(net.val):<24} {_spread(net.test):<24}")
     verdict = (
-        f"best vs reference: {best_flops / ref_flops:.0%} of its FLOPs, val {100 * (best_val - ref_val):+.2f} points"
+        f"best vs reference: {best.flops / reference.flops:.0%} of its FLOPs, "
+        f"val {_difference(best.val, reference.val)}, test {_difference(best.test, reference.test)}"
     )
-    if best_test is not None:
-        verdict += f", test {100 * (best_test - ref_test):+.2f} points"
+    if several:
+        verdict += f" (means over {len(reference.seeds)} seeds)"
     return "\n".join([*lines, verdict])
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2%}"
+def _spread(values: Sequence[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2%}"
+    return f"{statistics.fmean(values):.2%} ({min(values):.2%}-{max(values):.2%})"
+
+
+def _difference(best: Sequence[float], reference: Sequence[float]) -> str:
+    return f"{100 * (statistics.fmean(best) - statistics.fmean(reference)):+.2f} points"

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -347,7 +348,7 @@ def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
     assert [t.number for t in ranked(study.trials)] == [first.number]  # listed once
 
 
-def test_the_reference_trains_as_the_best_did_and_is_reused(copied_run: Path, data_dir: Path) -> None:
+def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(copied_run: Path, data_dir: Path) -> None:
     reference = tiny_space()
     reference.update(name="ref", stem={"type": "conv3x3", "out": 8}, train={"epochs": 3, "batch_size": 32})
     reference["stages"][0]["modules"][0]["branches"] = [{"type": "conv1x1", "out": 8}]
@@ -355,20 +356,40 @@ def test_the_reference_trains_as_the_best_did_and_is_reused(copied_run: Path, da
     (copied_run / "reference.yaml").write_text(yaml.safe_dump(reference))
     spec = copied_run / "space.yaml"
     space = yaml.safe_load(spec.read_text())
-    space["search"]["reference"] = "reference.yaml"
+    space["search"].update(reference="reference.yaml", reference_seeds=2)
     spec.write_text(yaml.safe_dump(space))
 
     first = run_search(spec, copied_run / "run", data_dir)
     assert first.returncode == 0, first.stderr
-    metrics = json.loads((copied_run / "run" / "reference" / "metrics.json").read_text())
-    assert (metrics["epochs"], metrics["train"]["batch_size"], metrics["seed"]) == (1, 64, 0)  # the best's recipe
-    assert f"reference {metrics['flops'] / 1e6:.2f} {metrics['val_accuracy']:.2%}" in " ".join(first.stdout.split())
-    assert "best vs reference:" in first.stdout
+    compare = copied_run / "run" / "compare"
+    for seed in (0, 1):  # the best's recipe, each seed
+        metrics = json.loads((compare / f"reference-seed-{seed}" / "metrics.json").read_text())
+        recipe = (metrics["name"], metrics["epochs"], metrics["train"]["batch_size"], metrics["seed"])
+        assert recipe == ("ref", 1, 64, seed)
+    from sandbox.search_results import best_trial
+
+    best = best_trial(load(copied_run / "run"))
+    retrained = json.loads((compare / "best-seed-1" / "metrics.json").read_text())
+    assert (retrained["seed"], retrained["flops"]) == (1, best.user_attrs["flops"])
+    assert not (compare / "best-seed-0").exists()  # the best's own trial is its first seed's run
+
+    comparison = json.loads((compare / "comparison.json").read_text())
+    assert comparison["best"]["val"] == [best.values[0], retrained["val_accuracy"]]
+    val_gap = statistics.fmean(comparison["best"]["val"]) - statistics.fmean(comparison["reference"]["val"])
+    assert f"val {100 * val_gap:+.2f} points" in first.stdout
+    assert "(means over 2 seeds)" in first.stdout
 
     again = run_search(spec, copied_run / "run", data_dir)
     assert again.returncode == 0, again.stderr
-    assert "training the reference" in first.stdout and "training the reference" not in again.stdout
-    assert "best vs reference:" in again.stdout
+    assert first.stdout.count("for the comparison") == 3 and "for the comparison" not in again.stdout
+    assert f"val {100 * val_gap:+.2f} points" in again.stdout
+
+
+def test_reference_seeds_without_a_reference_is_refused(tmp_path: Path, data_dir: Path) -> None:
+    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--reference-seeds", "3")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: --reference-seeds: needs search.reference")
+    assert not (tmp_path / "run" / "study.db").exists()
 
 
 def test_a_missing_reference_is_refused_before_training(tmp_path: Path, data_dir: Path) -> None:

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from sandbox.errors import SpecError
-from sandbox.search_config import parse_flops, search_config
+from sandbox.search_config import SearchConfig, parse_flops, search_config
 
 
 @pytest.mark.parametrize(
@@ -28,12 +28,23 @@ def test_flop_amounts(text, flops) -> None:
         ({"trails": 4}, "search.trails"),
         ({"reference": 3}, "search.reference"),
         ({"reference": " "}, "search.reference"),
+        ({"reference": "b.yaml", "reference_seeds": 0}, "search.reference_seeds"),
+        ({"reference_seeds": 3}, "search.reference_seeds"),  # with nothing to compare with
     ],
 )
 def test_bad_values_name_their_key(section, path) -> None:
     with pytest.raises(SpecError) as err:
         search_config(section)
     assert err.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("trials", 0), ("workers", -1), ("epochs", 0), ("reference_seeds", 0), ("seed", -1)]
+)
+def test_bad_command_line_values_name_their_flag(flag, value) -> None:
+    with pytest.raises(SpecError) as err:
+        SearchConfig().with_overrides(**{flag: value})
+    assert err.value.path == "--" + flag.replace("_", "-")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,16 @@ from sandbox.errors import SpecError
 from sandbox.registry import REGISTRY
 from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
 from sandbox.search_config import search_config
-from sandbox.search_reference import format_comparison, reference_path, reference_spec, train_reference
+from sandbox.search_reference import (
+    ComparisonRuns,
+    best_spec,
+    format_comparison,
+    measure_best,
+    measure_reference,
+    reference_path,
+    reference_spec,
+    write_comparison,
+)
 from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
 from sandbox.space import lowest, primitives, sample
 from sandbox.space_flops import smallest_flops
@@ -31,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUN_DIR/study.db)")
     parser.add_argument("--workers", type=int, help="worker processes on this machine")
     parser.add_argument("--seed", type=int, help="sampler and training seed")
+    parser.add_argument(
+        "--reference-seeds", type=int, help="seeds the best and search.reference each train with to compare"
+    )
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
     add_plugin_option(parser)
     parser.set_defaults(run=run)
@@ -56,7 +68,12 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     base = spec_path.resolve().parent
     load_plugins(space, base)
     config = search_config(space.get("search") or {}).with_overrides(
-        trials=args.trials, budget=args.budget, epochs=args.epochs, workers=args.workers, seed=args.seed
+        trials=args.trials,
+        budget=args.budget,
+        epochs=args.epochs,
+        workers=args.workers,
+        seed=args.seed,
+        reference_seeds=args.reference_seeds,
     )
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
@@ -71,6 +88,8 @@ def prepare(args: argparse.Namespace) -> SearchRun:
                 f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
                 f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
             )
+    if config.reference is None and args.reference_seeds is not None:
+        raise SpecError("--reference-seeds", "needs search.reference in the spec, the network to compare with")
     reference = reference_path(config.reference, base) if config.reference is not None else None
     name = str(space.get("name") or spec_path.stem)
     run_dir = (args.out or Path("runs") / name).resolve()
@@ -124,13 +143,12 @@ def report(search: SearchRun, study) -> FrozenTrial | None:
 
 
 def compare_with_reference(search: SearchRun, path: Path, best: FrozenTrial) -> None:
-    """Train the reference spec at `path` as the best candidate was trained and print how they compare."""
-    metrics = train_reference(
-        reference_spec(path, best),
-        search.run_dir,
-        epochs=search.config.epochs,
-        seed=search.config.seed,
-        device=search.device,
-        data_dir=search.data_dir,
-    )
-    print(format_comparison(best, metrics, path))
+    """Train the reference spec at `path` as the best candidate was trained (with each of
+    `search.reference_seeds` seeds, the best too) and print how they compare."""
+    config = search.config
+    seeds = [config.seed + offset for offset in range(config.reference_seeds)]
+    runs = ComparisonRuns(search.run_dir, config.epochs, search.device, search.data_dir)
+    best_measured = measure_best(best, best_spec(best, search.base), seeds, runs)
+    reference = measure_reference(reference_spec(path, best), seeds, runs)
+    write_comparison(best_measured, reference, search.run_dir)
+    print(format_comparison(best_measured, reference, path))

@@ -62,9 +62,7 @@ def write_plots(study: optuna.Study, out_dir: Path) -> dict[str, str]:
         "accuracy_vs_flops.png": lambda: optuna_plots.plot_pareto_front(
             pareto, target_names=["validation accuracy", "FLOPs per image"]
         ),
-        "param_importances.png": lambda: optuna_plots.plot_param_importances(
-            single, target_name="validation accuracy"
-        ),
+        "param_importances.png": lambda: optuna_plots.plot_param_importances(single, target_name="validation accuracy"),
         "intermediate_values.png": lambda: optuna_plots.plot_intermediate_values(single),
     }
     outcome: dict[str, str] = {}

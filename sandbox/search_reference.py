@@ -147,21 +147,23 @@ def format_comparison(best: Measured, reference: Measured, path: Path) -> str:
     """Best candidate against the reference: FLOPs, validation and test accuracy, and the differences."""
     seeds = ", ".join(map(str, reference.seeds))
     several = len(reference.seeds) > 1
-    column = "mean (min-max)" if several else ""
-    lines = [
-        f"reference: {path.name}, trained as the best candidate was (same recipe and epochs); "
-        f"seed{'s' if several else ''} {seeds}",
-        f"{'':<16} {'MFLOPs':>8}  {'val acc ' + column:<24} {'test acc ' + column:<24}",
+    width, column = (24, " mean (min-max)") if several else (9, "")
+    rows = [
+        f"{'':<16} {'MFLOPs':>8}  {'val acc' + column:<{width}} {'test acc' + column}",
+        *(
+            f"{net.name:<16} {net.flops / 1e6:>8.2f}  {_spread(net.val):<{width}} {_spread(net.test)}"
+            for net in (best, reference)
+        ),
     ]
-    for net in (best, reference):
-        lines.append(f"{net.name:<16} {net.flops / 1e6:>8.2f}  {_spread(net.val):<24} {_spread(net.test):<24}")
+    title = f"reference: {path.name}, trained as the best candidate was (same recipe and epochs)"
+    title += f"; seed{'s' * several} {seeds}"
     verdict = (
         f"best vs reference: {best.flops / reference.flops:.0%} of its FLOPs, "
         f"val {_difference(best.val, reference.val)}, test {_difference(best.test, reference.test)}"
     )
     if several:
         verdict += f" (means over {len(reference.seeds)} seeds)"
-    return "\n".join([*lines, verdict])
+    return "\n".join([title, *rows, verdict])
 
 
 def _spread(values: Sequence[float]) -> str:

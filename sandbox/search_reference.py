@@ -135,12 +135,11 @@ def _trained_alike(out_dir: Path, spec: Spec, epochs: int | None, seed: int) -> 
     return same_spec and metrics.get("seed") == wanted.seed and metrics.get("epochs") == wanted.epochs
 
 
-def write_comparison(best: Measured, reference: Measured, run_dir: Path) -> Path:
+def write_comparison(best: Measured, reference: Measured, run_dir: Path) -> None:
     """Both networks' values per seed, as JSON, for whoever reports the comparison."""
     path = run_dir / COMPARE_DIR / COMPARISON_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"best": asdict(best), "reference": asdict(reference)}, indent=2) + "\n")
-    return path
 
 
 def format_comparison(best: Measured, reference: Measured, path: Path) -> str:

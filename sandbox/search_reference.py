@@ -57,14 +57,10 @@ def reference_path(reference: str, base: Path) -> Path:
     return path
 
 
-def reference_spec(path: Path, best: FrozenTrial) -> Spec:
+def reference_spec(path: Path, best: Spec) -> Spec:
     """The reference network with the best candidate's training recipe and data."""
-    recipe = yaml.safe_load(best.user_attrs["spec"])
     raw = read_yaml(path)
-    for section in ("train", "data"):
-        raw.pop(section, None)
-        if section in recipe:
-            raw[section] = recipe[section]
+    raw.update(train=best.train, data=best.data)
     return validate(raw, base=path.parent, source=path)
 
 

@@ -148,7 +148,8 @@ def compare_with_reference(search: SearchRun, path: Path, best: FrozenTrial) -> 
     config = search.config
     seeds = [config.seed + offset for offset in range(config.reference_seeds)]
     runs = ComparisonRuns(search.run_dir, config.epochs, search.device, search.data_dir)
-    best_measured = measure_best(best, best_spec(best, search.base), seeds, runs)
-    reference = measure_reference(reference_spec(path, best), seeds, runs)
+    candidate = best_spec(best, search.base)
+    best_measured = measure_best(best, candidate, seeds, runs)
+    reference = measure_reference(reference_spec(path, candidate), seeds, runs)
     write_comparison(best_measured, reference, search.run_dir)
     print(format_comparison(best_measured, reference, path))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 import torch
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
@@ -43,6 +44,7 @@ from sandbox.spec import load_plugins, validate
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
+OPEN_ATTEMPTS = 5  # tries to open a storage that other processes are creating at the same moment
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -70,6 +72,20 @@ class SearchRun:
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with Optuna's heartbeat, tuned so many local workers share SQLite."""
+    attempt = 1
+    while True:
+        try:
+            return _open_storage_once(url)
+        except Exception as err:
+            if attempt < OPEN_ATTEMPTS and _lost_creation_race(err):
+                time.sleep(0.5 * attempt)
+                attempt += 1
+                continue
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}") from err
+
+
+def _open_storage_once(url: str) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -77,25 +93,27 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         with sqlite3.connect(path) as db:  # WAL lets readers and a writer work at once
             db.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 120}}
-    try:
-        for attempt in range(3):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return optuna.storages.RDBStorage(
-                        url,
-                        engine_kwargs=engine_kwargs,
-                        heartbeat_interval=HEARTBEAT_SECONDS,
-                        grace_period=GRACE_SECONDS,
-                        heartbeat_stale_trial_callback=_retry_callback(),
-                    )
-            except Exception as err:  # two workers creating a new database's tables at once
-                if attempt == 2 or "already exists" not in str(err):
-                    raise
-                time.sleep(1.0)
-    except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}") from err
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=_retry_callback(),
+        )
+
+
+def _lost_creation_race(err: Exception) -> bool:
+    """Whether another process was creating the same new database at the same moment.
+
+    Opening a storage creates Optuna's tables, inserts the one `version_info` row, stamps
+    `alembic_version` and, for SQLite, switches the file to WAL. Processes opening a new database at
+    once (workers, a second machine, a reader polling a starting search) collide on a table, on
+    those rows' unique keys, or on SQLite's lock for the journal switch (which does not wait).
+    """
+    text = str(err)
+    return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in text or "database is locked" in text
 
 
 def _retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:

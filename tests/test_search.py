@@ -7,6 +7,7 @@ hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import signal
@@ -106,7 +107,8 @@ def run_search(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess
 
 
 def load(out: Path, name: str = "tiny") -> optuna.Study:
-    """The stored study, read without creating tables (which would race a starting search)."""
+    """The stored study, read without creating tables. Opening still writes Optuna's version rows
+    if the search has not yet, a race that `open_storage` in the search tolerates."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{out / 'study.db'}", skip_table_creation=True)
     return optuna.load_study(study_name=name, storage=storage)
 
@@ -230,6 +232,32 @@ def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)  # none lost or failed
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
+
+
+def _open_each_at_once(urls: list[str], barrier: Any, errors: Any) -> None:
+    """Open each new storage the moment every other process is ready to open it too."""
+    from sandbox.search import open_storage
+
+    for url in urls:
+        barrier.wait()
+        try:
+            open_storage(url)
+        except Exception as err:
+            errors.put(f"{url}: {err}")
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    # workers started together, a second machine, or a reader polling a starting search
+    context = multiprocessing.get_context("spawn")
+    urls = [f"sqlite:///{tmp_path / f'study-{i}.db'}" for i in range(8)]
+    barrier, errors = context.Barrier(3), context.Queue()
+    openers = [context.Process(target=_open_each_at_once, args=(urls, barrier, errors)) for _ in range(3)]
+    for opener in openers:
+        opener.start()
+    for opener in openers:
+        opener.join(timeout=120)
+    assert [opener.exitcode for opener in openers] == [0, 0, 0]
+    assert errors.empty(), errors.get()
 
 
 def test_workers_share_a_postgresql_database(tmp_path: Path, data_dir: Path) -> None:

@@ -86,6 +86,7 @@ def budget_learning(space_path: Path, trials: int, workdir: Path) -> None:
                 return {
                     "val_accuracy": score(spec),
                     "test_accuracy": 0.0,
+                    "seed": 0,
                     "seconds": 0.0,
                     "train_images_per_second": 0.0,
                 }

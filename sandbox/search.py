@@ -317,7 +317,7 @@ class Objective:
             trial.set_user_attr("error", f"{type(err).__name__}: {err}".splitlines()[0])
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
-        for key in ("test_accuracy", "seconds", "train_images_per_second"):
+        for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
             trial.set_user_attr(key, metrics[key])
         trial.set_user_attr("run_dir", str(out_dir))
         accuracy = float(metrics["val_accuracy"])

@@ -4,10 +4,10 @@
 so the reference takes the best candidate's `train:` and `data:` sections and epochs. One training
 run is a noisy measurement (on the bundled sample two seeds of one network differ by a point), so
 `search.reference_seeds: N` trains both networks with N seeds (the search's seed and the next ones;
-the best's first run is its trial) and compares the means. Validation accuracy is what the search
-chose by; test accuracy is reported only, never used to choose. Each run lives in
-`RUN_DIR/compare/<network>-seed-<seed>/` and is reused when a finished search is rerun with the
-same recipe, so resuming costs no retraining.
+the best's trial is its run for the seed and epochs it trained with) and compares the means.
+Validation accuracy is what the search chose by; test accuracy is reported only, never used to
+choose. Each run lives in `RUN_DIR/compare/<network>-seed-<seed>/` and is reused when a finished
+search is rerun with the same recipe, so resuming costs no retraining.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from sandbox.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 from sandbox.space import primitives
 from sandbox.spec import Spec, load_spec, read_yaml, validate
 from sandbox.train import train_run
-from sandbox.train_config import train_config
+from sandbox.train_config import TrainConfig, train_config
 
 COMPARE_DIR = "compare"
 COMPARISON_FILE = "comparison.json"
@@ -79,9 +79,13 @@ class ComparisonRuns:
     device: str
     data_dir: Path | None
 
+    def recipe(self, spec: Spec, seed: int) -> TrainConfig:
+        """How `spec` trains with `seed` in this comparison."""
+        return train_config(spec.train).with_overrides(epochs=self.epochs, seed=seed)
+
     def train(self, spec: Spec, label: str, seed: int) -> dict[str, Any]:
         out_dir = self.run_dir / COMPARE_DIR / f"{label}-seed-{seed}"
-        if _trained_alike(out_dir, spec, self.epochs, seed):
+        if _trained_alike(out_dir, spec, self.recipe(spec, seed)):
             return read_metrics(out_dir)
         print(f"training the {label} ({spec.name!r}) with seed {seed} for the comparison ...", flush=True)
         return train_run(
@@ -96,14 +100,21 @@ class ComparisonRuns:
 
 
 def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:
-    """The best candidate: its trial is the first seed's run; the other seeds are trained (or reused)."""
-    extra = [runs.train(spec, "best", seed) for seed in seeds[1:]]
+    """The best candidate with each seed. Its trial is the first seed's run when it trained with that
+    seed and as many epochs (a search resumed with another `--seed` or `--epochs` did not); every
+    other seed is trained, or reused."""
+    wanted = runs.recipe(spec, seeds[0])
+    attrs = best.user_attrs
+    trial_is_first = attrs.get("seed") == wanted.seed and attrs.get("epochs_trained") == wanted.epochs
+    done = [runs.train(spec, "best", seed) for seed in (seeds[1:] if trial_is_first else seeds)]
+    if trial_is_first:
+        done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs["test_accuracy"]})
     return Measured(
         name=f"best (trial {best.number})",
         flops=int(best.user_attrs["flops"]),
         seeds=tuple(seeds),
-        val=(float(best.values[0]), *(float(m["val_accuracy"]) for m in extra)),
-        test=(float(best.user_attrs["test_accuracy"]), *(float(m["test_accuracy"]) for m in extra)),
+        val=tuple(float(m["val_accuracy"]) for m in done),
+        test=tuple(float(m["test_accuracy"]) for m in done),
     )
 
 
@@ -119,7 +130,7 @@ def measure_reference(spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) ->
     )
 
 
-def _trained_alike(out_dir: Path, spec: Spec, epochs: int | None, seed: int) -> bool:
+def _trained_alike(out_dir: Path, spec: Spec, wanted: TrainConfig) -> bool:
     if not (out_dir / METRICS_FILE).is_file():
         return False
     try:
@@ -127,7 +138,6 @@ def _trained_alike(out_dir: Path, spec: Spec, epochs: int | None, seed: int) -> 
         same_spec = read_yaml(out_dir / SPEC_FILE) == concrete_raw(spec)
     except SandboxError:
         return False
-    wanted = train_config(spec.train).with_overrides(epochs=epochs, seed=seed)
     return same_spec and metrics.get("seed") == wanted.seed and metrics.get("epochs") == wanted.epochs
 
 

@@ -359,7 +359,7 @@ def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
 
     def fake_train(spec, **_: Any) -> dict[str, float]:
         calls.append(1)
-        return {"val_accuracy": 0.5, "test_accuracy": 0.4, "seconds": 1.0, "train_images_per_second": 1.0}
+        return {"val_accuracy": 0.5, "test_accuracy": 0.4, "seconds": 1.0, "train_images_per_second": 1.0, "seed": 0}
 
     study = open_study(run)
     params = {
@@ -411,6 +411,14 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(co
     assert again.returncode == 0, again.stderr
     assert first.stdout.count("for the comparison") == 3 and "for the comparison" not in again.stdout
     assert f"val {100 * val_gap:+.2f} points" in again.stdout
+
+    # another seed: the trial trained with seed 0, so it is not seed 5's run, and the best trains too
+    shifted = run_search(spec, copied_run / "run", data_dir, "--seed", "5", "--reference-seeds", "1")
+    assert shifted.returncode == 0, shifted.stderr
+    assert "training the best" in shifted.stdout and shifted.stdout.count("for the comparison") == 2
+    seed_5 = json.loads((compare / "best-seed-5" / "metrics.json").read_text())
+    comparison = json.loads((compare / "comparison.json").read_text())
+    assert comparison["best"]["val"] == [seed_5["val_accuracy"]] and seed_5["seed"] == 5
 
 
 def test_reference_seeds_without_a_reference_is_refused(tmp_path: Path, data_dir: Path) -> None:

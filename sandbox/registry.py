@@ -111,10 +111,10 @@ class Registry:
         self._plugins[kind][name] = Plugin(kind, name, factory, source)
 
     def discover(self) -> None:
-        """Load the built-in plugins and those of installed packages, once."""
+        """Load the built-in plugins and those of installed packages, once they all load: a package
+        that failed is tried, and reported, again rather than left silently missing."""
         if self._discovered:
             return
-        self._discovered = True
         for module in BUILTIN_MODULES:
             importlib.import_module(module)
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
@@ -124,6 +124,7 @@ class Registry:
                 raise PluginError(
                     f"plugin entry point {entry.name!r} ({entry.value}) failed to load: {describe(err)}"
                 ) from err
+        self._discovered = True
 
     def load_file(self, path: str | Path) -> None:
         """Import a plugin file; loading the same file again is a no-op."""

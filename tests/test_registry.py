@@ -154,5 +154,8 @@ def test_entry_point_plugins_are_discovered(entry_point_package: Callable[[str],
 
 def test_entry_point_that_fails_to_load_names_it(entry_point_package: Callable[[str], None]) -> None:
     entry_point_package("raise ImportError('missing dependency')\n")
-    with pytest.raises(PluginError, match=r"entry point 'demo' \(sandbox_test_entry_point_plugins\).*missing dep"):
-        REGISTRY.discover()
+    for _ in range(2):  # asked again, it is reported again, not left silently missing
+        with pytest.raises(PluginError, match=r"entry point 'demo' \(sandbox_test_entry_point_plugins\).*missing dep"):
+            REGISTRY.discover()
+    entry_point_package(BRANCH_FILE.format(name="fixed_package"))  # the dependency installed
+    assert REGISTRY.get("branch", "fixed_package", "x").name == "fixed_package"

@@ -201,7 +201,7 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
         except SandboxError:
             raise
         except Exception as err:
-            raise SpecError(call.path, f"{what} failed to build: {describe(err)}") from err
+            raise SpecError(call.blame(err), f"{what} failed to build: {describe(err)}") from err
         if not isinstance(module, nn.Module):
             raise SpecError(call.path, f"{what} returned {type(module).__name__}, not an nn.Module")
         return module

@@ -40,10 +40,20 @@ class Call:
     type: str
     params: dict[str, Any]
     path: str
+    sources: dict[str, str] = field(default_factory=dict)  # param -> its YAML key (`defaults.norm`, say)
 
     @property
     def plugin(self) -> Plugin:
         return REGISTRY.get(self.kind, self.type, f"{self.path}.type")
+
+    def blame(self, err: Exception) -> str:
+        """The YAML key behind a build failure: the one whose text value the error quotes (timm's
+        KeyError for an unknown norm or activation names only the value), else the call itself."""
+        message = str(err)
+        for key, value in self.params.items():
+            if isinstance(value, str) and repr(value) in message:
+                return self.sources.get(key, f"{self.path}.{key}")
+        return self.path
 
 
 @dataclass(frozen=True)
@@ -290,7 +300,7 @@ def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
             raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
     where = {k: f"{path}.{k}" if k in given else f"defaults.{k}" for k in merged}  # a default errs at its own key
     checked = {k: _check_param(v, params[k], where[k]) for k, v in merged.items()}
-    return Call(kind, plugin.name, checked, path)
+    return Call(kind, plugin.name, checked, path, where)
 
 
 def _check_param(value: Any, param: Param, path: str) -> Any:

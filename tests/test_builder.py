@@ -129,6 +129,29 @@ def test_a_misbehaving_plugin_is_a_spec_error(
     assert fragment in info.value.message
 
 
+@pytest.mark.parametrize(
+    ("edit", "path"),
+    [
+        (lambda raw: raw.setdefault("defaults", {}).update(norm="batchnrm"), "defaults.norm"),
+        (lambda raw: raw["stem"].update(act="rleu"), "stem.act"),
+        (
+            lambda raw: raw["stages"][0]["modules"][0]["branches"][1].update(act="rleu"),
+            "stages[0].modules[0].branches[1].act",
+        ),
+    ],
+    ids=["norm-in-defaults", "act-at-the-stem", "act-at-a-branch"],
+)
+def test_an_unknown_norm_or_activation_names_its_own_key(
+    small_spec: Callable[[], Spec], edit: Callable[[Spec], None], path: str
+) -> None:
+    raw = small_spec()
+    edit(raw)
+    with pytest.raises(SpecError) as info:
+        build(raw, device="meta")
+    assert info.value.path == path
+    assert "failed to build: KeyError" in info.value.message
+
+
 @pytest.mark.usefixtures("isolated_registry")
 def test_nin_example_stem_builds_and_trains_one_step(small_spec: Callable[[], Spec]) -> None:
     """A user plugin end to end: the shipped example file, named by the spec, in a network that learns."""

@@ -251,7 +251,10 @@ def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
     aux = _mapping(raw, path)
     keys = ("after", "weight", "pool", "stride", "conv", "hidden", "dropout")
     _check_keys(aux, keys, path, required=("after",))
-    after = str(aux["after"])
+    after = aux["after"]
+    if not isinstance(after, str):  # unquoted, `after: 1.10` reads as 1.1 and would tap module 1.1
+        why = "YAML reads an unquoted 1.10 as the number 1.1, so quote the name: after: '1.10'"
+        raise SpecError(f"{path}.after", f"expected a module's name as text, got {after!r}; {why}")
     if after not in module_names:
         raise SpecError(f"{path}.after", f"no module named {after!r} (modules: {', '.join(map(_key, module_names))})")
     return AuxSpec(

@@ -104,6 +104,8 @@ BAD_SPECS = [
         "stages", ("module name 'x' is used more than once",)),
     Bad("aux-missing-module", lambda s: s.update(aux=[{"after": "9.9"}]), "aux[0].after",
         ("no module named '9.9' (modules: 0.0, 1.0)",)),
+    Bad("aux-after-a-number", lambda s: s.update(aux=[{"after": 1.1}]), "aux[0].after",
+        ("expected a module's name as text, got 1.1;", "quote the name")),
     Bad("aux-twice", lambda s: s.update(aux=[{"after": "0.0"}, {"after": "0.0"}]), "aux[1].after",
         ("module '0.0' already has an aux head",)),
     Bad("aux-pool-too-big", lambda s: s.update(aux=[{"after": "1.0", "pool": 20}]), "aux[0].pool",

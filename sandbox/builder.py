@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from timm.layers import get_act_layer
 from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, SpecError, describe
@@ -43,7 +44,8 @@ class Stage(nn.Module):
 
 
 class AuxHead(nn.Module):
-    """GoogLeNet's auxiliary classifier: avg-pool, 1x1 conv, fc, dropout, fc."""
+    """GoogLeNet's auxiliary classifier: avg-pool, 1x1 conv, fc, dropout, fc; the conv and the fc's
+    activation take the stem's norm and activation, so a GELU network has GELU aux heads."""
 
     def __init__(self, aux: AuxSpec, shape: Shape, classes: int, conv_options: Mapping[str, Any]) -> None:
         super().__init__()
@@ -52,7 +54,7 @@ class AuxHead(nn.Module):
         self.conv = conv_norm_act(channels, aux.conv, 1, **conv_options)
         pooled = ((height - aux.pool) // aux.stride + 1) * ((width - aux.pool) // aux.stride + 1)
         self.fc1 = nn.Linear(aux.conv * pooled, aux.hidden)
-        self.act = nn.ReLU(inplace=True)
+        self.act = get_act_layer(conv_options.get("act", "relu"))(inplace=True)
         self.dropout = nn.Dropout(aux.dropout)
         self.fc2 = nn.Linear(aux.hidden, classes)
 

@@ -81,6 +81,15 @@ def test_aux_heads_only_run_in_forward_with_aux(small_spec: Callable[[], Spec]) 
     assert model.aux_weights == (0.3,)
 
 
+def test_aux_heads_take_the_networks_activation(small_spec: Callable[[], Spec]) -> None:
+    aux = {"aux": [{"after": "0.0", "conv": 8, "hidden": 16}]}
+    relu = build(small_spec() | aux, device="meta").aux[0]
+    gelu = build(small_spec() | aux | {"defaults": {"act": "gelu"}}, device="meta").aux[0]
+    activations = lambda head: [type(m).__name__ for m in head.modules() if "LU" in type(m).__name__]  # noqa: E731
+    assert activations(relu) == ["ReLU", "ReLU"]  # the conv's, then the fc's
+    assert activations(gelu) == ["GELU", "GELU"]
+
+
 def test_model_normalizes_its_input(small_spec: Callable[[], Spec]) -> None:
     normalize = {"mean": [0.5, 0.125], "std": [0.25, 2]}
     model = build(small_spec() | {"input": {"channels": 2, "size": 28}, "normalize": normalize})

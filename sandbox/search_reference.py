@@ -111,7 +111,7 @@ def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: Comp
         done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs["test_accuracy"]})
     return Measured(
         name=f"best (trial {best.number})",
-        flops=int(best.user_attrs["flops"]),
+        flops=int(attrs["flops"]),
         seeds=tuple(seeds),
         val=tuple(float(m["val_accuracy"]) for m in done),
         test=tuple(float(m["test_accuracy"]) for m in done),

@@ -40,7 +40,7 @@ class Call:
     type: str
     params: dict[str, Any]
     path: str
-    sources: dict[str, str] = field(default_factory=dict)  # param -> its YAML key (`defaults.norm`, say)
+    sources: dict[str, str]  # each param's own YAML key (`defaults.norm`, say)
 
     @property
     def plugin(self) -> Plugin:
@@ -52,7 +52,7 @@ class Call:
         message = str(err)
         for key, value in self.params.items():
             if isinstance(value, str) and repr(value) in message:
-                return self.sources.get(key, f"{self.path}.{key}")
+                return self.sources[key]
         return self.path
 
 

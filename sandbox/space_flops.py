@@ -83,6 +83,17 @@ def random_suggest(rng: random.Random):
     return suggest
 
 
+def no_valid_candidate(space: Mapping[str, Any], base: Path) -> SpecError:
+    """The error for a space none of whose candidates builds: the first candidate's own, which names
+    the key at fault (a typo in `defaults` breaks every candidate alike)."""
+    what = "no candidate of this search space is a valid network"
+    try:
+        count(validate(sample(space, lowest), base=base))
+    except SpecError as err:
+        return SpecError(err.path, f"{what}; the first: {err.message}")
+    return SpecError("stages", what)
+
+
 def smallest_flops(space: Mapping[str, Any], base: Path) -> int | None:
     """The FLOPs of the cheapest valid candidate coordinate descent finds (None: none valid)."""
     return _extreme(space, base, 1)
@@ -95,6 +106,6 @@ def space_flops(space: Mapping[str, Any], base: Path, budget: int | None, sample
     counted = [candidate_flops(sample(space, random_suggest(rng)), base) for _ in range(samples)]
     valid = [f for f in counted if f is not None]
     if smallest is None or not valid:
-        raise SpecError("stages", "no candidate of this search space is a valid network")
+        raise no_valid_candidate(space, base)
     within = None if budget is None else sum(f <= budget for f in valid) / len(valid)
     return SpaceFlops(min(smallest, *valid), max(largest or 0, *valid), len(valid), within)

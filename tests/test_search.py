@@ -174,6 +174,17 @@ def test_a_budget_nothing_meets_exits_before_training(tmp_path: Path, data_dir: 
     assert not (tmp_path / "run" / "study.db").exists()
 
 
+def test_a_space_with_no_valid_candidate_names_the_key_before_training(tmp_path: Path, data_dir: Path) -> None:
+    space = tiny_space()
+    space["defaults"] = {"norm": "batchnrm"}
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
+    result = run_search(tmp_path / "space.yaml", tmp_path / "run", data_dir)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: defaults.norm: no candidate of this search space is a valid network")
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
 def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path) -> None:
     first = {t.number: t.values for t in load(copied_run / "run").trials}
     result = run_search(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6")

@@ -102,3 +102,13 @@ def test_budget_share_is_measured(small_spec) -> None:
     assert bounds.within_budget == 1.0
     bounds = space_flops(raw, Path.cwd(), budget=1, samples=8)
     assert bounds.within_budget == 0.0
+
+
+def test_a_space_no_candidate_of_which_builds_names_the_key_at_fault(small_spec) -> None:
+    raw = space(small_spec)
+    raw["defaults"] = {"act": "rleu"}  # every candidate's stem fails alike
+    with pytest.raises(SpecError) as info:
+        space_flops(raw, Path.cwd(), budget=None, samples=4)
+    assert info.value.path == "defaults.act"
+    assert info.value.message.startswith("no candidate of this search space is a valid network; the first: ")
+    assert "'rleu'" in info.value.message

@@ -25,7 +25,7 @@ from sandbox.search_reference import (
 )
 from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
 from sandbox.space import lowest, primitives, sample
-from sandbox.space_flops import smallest_flops
+from sandbox.space_flops import no_valid_candidate, smallest_flops
 from sandbox.spec import load_plugins, read_yaml
 
 
@@ -78,16 +78,15 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
     check_sections(space)
-    if config.budget is not None:
-        smallest = smallest_flops(space, base)
-        if smallest is None:
-            raise SpecError("stages", "no candidate of this search space is a valid network")
-        if smallest > config.budget:
-            raise SpecError(
-                "search.budget",
-                f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
-                f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
-            )
+    smallest = smallest_flops(space, base)  # also proves, before any training, that some candidate builds
+    if smallest is None:
+        raise no_valid_candidate(space, base)
+    if config.budget is not None and smallest > config.budget:
+        raise SpecError(
+            "search.budget",
+            f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
+            f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
+        )
     if config.reference is None and args.reference_seeds is not None:
         raise SpecError("--reference-seeds", "needs search.reference in the spec, the network to compare with")
     reference = reference_path(config.reference, base) if config.reference is not None else None

@@ -1,5 +1,10 @@
 """One training run on Fashion-MNIST: the loop, mixed precision, aux losses, metrics, the pruning hook.
 
+Precision: bf16 autocast (where `uses_bf16` says it pays) is for the training steps and the per-epoch
+validation scores in `history` only, and metrics.json says so in `train_precision`. The final
+`val_accuracy` and `test_accuracy` are measured the way `evaluate` and the exported file run the
+network: fp32, eval mode, NCHW, batches of EVAL_BATCH. So `evaluate` reproduces them exactly.
+
 `train_run` is what `sandbox train` and the search call. The data never leaves the device: an
 epoch is one permutation, one batched augmentation, then slices. The loss is read back once per
 epoch (one device sync), which is also where a non-finite loss stops the run.
@@ -108,7 +113,9 @@ def train_run(
         torch.backends.cudnn.benchmark = True
     try:
         history = _fit(model, data, config, dev, bf16, on_epoch, sys.stderr.isatty() if progress is None else progress)
-        test_accuracy = accuracy(model, data.test, bf16=bf16, channels_last=config.channels_last)
+        model = model.to(memory_format=torch.contiguous_format)  # from here on, as `evaluate` and the export run it
+        val_accuracy = accuracy(model, data.val)
+        test_accuracy = accuracy(model, data.test)
     except torch.OutOfMemoryError as err:
         if dev.type == "cuda":
             torch.cuda.empty_cache()
@@ -120,7 +127,8 @@ def train_run(
     metrics = {
         "name": spec.name,
         "test_accuracy": test_accuracy,
-        "val_accuracy": history[-1]["val_accuracy"],
+        "val_accuracy": val_accuracy,
+        "eval_precision": "fp32",
         "train_images_per_second": sum(r["images"] for r in timed) / sum(r["seconds"] for r in timed),
         "epochs": config.epochs,
         "params": counts.params,
@@ -128,7 +136,7 @@ def train_run(
         "flops_convention": FLOPS_CONVENTION,
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "precision": "bf16" if bf16 else "fp32",
+        "train_precision": "bf16" if bf16 else "fp32",
         "seed": config.seed,
         "seconds": time.perf_counter() - started,
         "dataset": data.counts(),

@@ -44,7 +44,7 @@ def make_run_dir(directory: Path, spec: Mapping[str, Any], metrics: Mapping[str,
         "val_accuracy": 0.9012,
         "epochs": 3,
         "device_name": "cpu",
-        "precision": "fp32",
+        "train_precision": "fp32",
         "dataset": {"name": "fashion-mnist", "train": 54000, "val": 6000, "test": 10000},
     }
     (directory / "metrics.json").write_text(json.dumps(dict(metrics or default)))

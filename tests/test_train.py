@@ -265,14 +265,21 @@ def write_spec(tmp_path: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-def test_train_and_evaluate_commands(synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = write_spec(tmp_path, tiny(synthetic))
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_train_and_evaluate_commands(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], precision: str
+) -> None:
+    """`evaluate` re-measures exactly what metrics.json recorded, whatever precision the steps ran in."""
+    raw = tiny(synthetic)
+    raw["train"] = {**raw.get("train", {}), "precision": precision}
+    spec = write_spec(tmp_path, raw)
     out = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(out), "--epochs", "1", "--device", "cpu", "--seed", "3"]) == 0
     printed = capsys.readouterr().out
     assert "epoch 1/1: loss" in printed and "test accuracy" in printed
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["epochs"] == 1 and metrics["seed"] == 3
+    assert metrics["train_precision"] == precision and metrics["eval_precision"] == "fp32"
     assert main(["evaluate", str(out), "--device", "cpu"]) == 0
     table = capsys.readouterr().out
     assert "Ankle boot" in table and "T-shirt/top" in table
@@ -334,5 +341,5 @@ def test_cuda_bf16_training(synthetic: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
     metrics = train_run(load_spec(tiny(synthetic, epochs=3, lr=0.1)), device="cuda", progress=False)
-    assert metrics["precision"] == "bf16" and metrics["device"].startswith("cuda")
+    assert metrics["train_precision"] == "bf16" and metrics["device"].startswith("cuda")
     assert metrics["test_accuracy"] > 0.5

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = metrics["dataset"]
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} on {dataset['test']:,} {dataset['name']} test images; "
-        f"{metrics['train_images_per_second']:,.0f} images/s on {metrics['device']} ({metrics['precision']}); "
+        f"{metrics['train_images_per_second']:,.0f} images/s on {metrics['device']} ({metrics['train_precision']} steps); "
         f"{metrics['seconds']:.1f} s"
     )
     print(f"run directory: {out}")

@@ -114,6 +114,7 @@ def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
             found.append(f"{metrics[key]:.2%} on {where}{images}")
     epochs = metrics.get("epochs")
     how = [f"{epochs} epoch{'s' * (epochs != 1)}"] if isinstance(epochs, int) else []
-    how += [str(metrics[k]) for k in ("device_name", "precision") if k in metrics]
+    how += [str(metrics["device_name"])] if "device_name" in metrics else []
+    how += [f"{metrics['train_precision']} steps, measured in fp32"] if "train_precision" in metrics else []
     trained = f", trained {', '.join(how)}" if how else ""
     return f"{', '.join(found) or 'none recorded'}{trained} (from {run / METRICS_FILE})"

@@ -1,6 +1,6 @@
 """How long counting parameters and FLOPs takes (meta device), for the specs that ship.
 
-    python bench/count_speed.py        # target: under 0.5 s for googlenet.yaml
+python bench/count_speed.py        # target: under 0.5 s for googlenet.yaml
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import statistics
 import time
 from pathlib import Path
 
-from sandbox.flops import count
-from sandbox.spec import load_spec
+from sandbox.model.flops import count
+from sandbox.spec.load import load_spec
 
 SPECS = ("googlenet.yaml", "googlenet_2014.yaml", "fmnist_baseline.yaml")
 

@@ -24,13 +24,16 @@ from typing import Any
 
 import optuna
 
-from sandbox.flops import count
-from sandbox.search import Objective, SearchRun, open_study, run_workers
-from sandbox.search_config import search_config
-from sandbox.search_results import is_result, ranked
-from sandbox.space import sample
-from sandbox.space_flops import candidate_flops, random_suggest, space_flops
-from sandbox.spec import read_yaml
+from sandbox.model.flops import count
+from sandbox.search.config import search_config
+from sandbox.search.objective import Objective
+from sandbox.search.results import is_result, ranked
+from sandbox.search.run import SearchRun
+from sandbox.search.storage import open_study
+from sandbox.search.workers import run_workers
+from sandbox.space.bounds import candidate_flops, random_suggest, space_flops
+from sandbox.space.primitives import sample
+from sandbox.spec.load import read_yaml
 
 
 def make_run(space_path: Path, out: Path, **overrides: Any) -> SearchRun:

@@ -31,12 +31,12 @@ from torch.utils.data import DataLoader
 from torchvision import transforms
 from torchvision.datasets import FashionMNIST
 
-from sandbox.builder import build
-from sandbox.data import sample_root
-from sandbox.flops import count
-from sandbox.spec import Spec, load_spec
-from sandbox.train import resolve_device, train_run
-from sandbox.train_config import train_config
+from sandbox.model.builder import build
+from sandbox.model.flops import count
+from sandbox.spec.load import Spec, load_spec
+from sandbox.train.config import train_config
+from sandbox.train.data import sample_root
+from sandbox.train.loop import resolve_device, train_run
 
 REPO = Path(__file__).resolve().parent.parent
 

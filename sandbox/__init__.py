@@ -1,5 +1,7 @@
 """Inception Sandbox: build, train, search and export GoogLeNet-style networks from YAML specs."""
 
+__version__ = "0.2.0"
+
 from sandbox.errors import PluginError, SandboxError, SpecError
 from sandbox.registry import REGISTRY, register_branch, register_downsample, register_stem
 
@@ -8,6 +10,7 @@ __all__ = [
     "PluginError",
     "SandboxError",
     "SpecError",
+    "__version__",
     "build",
     "load_spec",
     "register_branch",
@@ -18,11 +21,11 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy, so plugins can import the decorators without the builder
     if name == "build":
-        from sandbox.builder import build
+        from sandbox.model.builder import build
 
         return build
     if name == "load_spec":
-        from sandbox.spec import load_spec
+        from sandbox.spec.load import load_spec
 
         return load_spec
     raise AttributeError(name)

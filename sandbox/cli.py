@@ -2,7 +2,9 @@
 
 Each command module defines `register(subparsers)`, which adds its parser and sets `run`, a
 function taking the parsed arguments and returning an exit code. Keeping commands in separate
-modules keeps this file free of any one command's details.
+modules keeps this file free of any one command's details. A command module imports only the
+standard library at its top, and torch, timm or Optuna inside `run`: `--help` and `--version`
+then answer without loading them (bench/cli_startup.py measures it).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from sandbox import __version__
 from sandbox.errors import SandboxError
 
 COMMANDS = ("plugins", "show", "train", "evaluate", "search", "report", "export", "predict")
@@ -23,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m sandbox",
         description="Inception Sandbox: build, train, search and export GoogLeNet-style networks.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
         try:

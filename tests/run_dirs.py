@@ -16,7 +16,7 @@ import yaml
 from safetensors.torch import save_file
 from torch import nn
 
-from sandbox.builder import InceptionNet, build
+from sandbox.model.builder import InceptionNet, build
 
 
 def trained_like(spec: Mapping[str, Any], seed: int = 0) -> InceptionNet:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sandbox.flops import FLOPS_CONVENTION, count
+from sandbox.model.flops import FLOPS_CONVENTION, count
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult

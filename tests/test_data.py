@@ -8,7 +8,8 @@ import pytest
 import torch
 from torchvision.datasets import FashionMNIST
 
-from sandbox.data import (
+from sandbox.errors import SandboxError, SpecError
+from sandbox.train.data import (
     SAMPLE,
     DataConfig,
     augment,
@@ -19,7 +20,6 @@ from sandbox.data import (
     search_roots,
     to_float,
 )
-from sandbox.errors import SandboxError, SpecError
 from tests.idx import write_fashion_mnist
 
 

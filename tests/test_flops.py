@@ -12,7 +12,7 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox import build
-from sandbox.flops import count
+from sandbox.model.flops import count
 
 SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
-from sandbox.commands.predict import load_image
+from sandbox.export.images import load_image
 from tests.run_dirs import make_run_dir
 
 if TYPE_CHECKING:

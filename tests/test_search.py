@@ -137,7 +137,7 @@ def test_search_records_trials_and_writes_results(finished_run) -> None:
         assert trial.state == TrialState.COMPLETE
         assert {"flops", "params", "spec"} <= set(trial.user_attrs)
         rebuilt = yaml.safe_load(trial.user_attrs["spec"])  # any trial can be rebuilt by hand
-        from sandbox.flops import count
+        from sandbox.model.flops import count
 
         assert count(rebuilt).flops == trial.user_attrs["flops"]
     assert (root / "run" / "best.yaml").is_file()
@@ -247,7 +247,7 @@ def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
 
 def _open_each_at_once(urls: list[str], barrier: Any, errors: Any) -> None:
     """Open each new storage the moment every other process is ready to open it too."""
-    from sandbox.search import open_storage
+    from sandbox.search.storage import open_storage
 
     for url in urls:
         barrier.wait()
@@ -360,9 +360,11 @@ def test_report_writes_plots(finished_run, cli) -> None:
 
 
 def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
-    from sandbox.search import Objective, SearchRun, open_study
-    from sandbox.search_config import search_config
-    from sandbox.search_results import ranked
+    from sandbox.search.config import search_config
+    from sandbox.search.objective import Objective
+    from sandbox.search.results import ranked
+    from sandbox.search.run import SearchRun
+    from sandbox.search.storage import open_study
 
     space = tiny_space()
     run = SearchRun(space, tmp_path, "tiny", search_config(space["search"]), tmp_path, f"sqlite:///{tmp_path}/s.db")
@@ -405,7 +407,7 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(co
         metrics = json.loads((compare / f"reference-seed-{seed}" / "metrics.json").read_text())
         recipe = (metrics["name"], metrics["epochs"], metrics["train"]["batch_size"], metrics["seed"])
         assert recipe == ("ref", 1, 64, seed)
-    from sandbox.search_results import best_trial
+    from sandbox.search.results import best_trial
 
     best = best_trial(load(copied_run / "run"))
     retrained = json.loads((compare / "best-seed-1" / "metrics.json").read_text())

@@ -6,7 +6,7 @@ import optuna
 import pytest
 
 from sandbox.errors import SpecError
-from sandbox.search_config import SearchConfig, parse_flops, search_config
+from sandbox.search.config import SearchConfig, parse_flops, search_config
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
 from sandbox.errors import SpecError
-from sandbox.flops import count
-from sandbox.space import Primitive, lowest, parse_primitive, primitives, sample, signature
-from sandbox.space_flops import smallest_flops, space_flops
-from sandbox.spec import validate
+from sandbox.model.flops import count
+from sandbox.space.bounds import smallest_flops, space_flops
+from sandbox.space.primitives import Primitive, lowest, parse_primitive, primitives, sample, signature
+from sandbox.spec.load import validate
 
 
 def space(small_spec) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sandbox import SpecError, build, load_spec
-from sandbox.spec import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")
 

@@ -12,7 +12,7 @@ import torchvision
 from torch import nn
 
 from sandbox import SandboxError, build, load_spec
-from sandbox.torchvision_compat import torchvision_key
+from sandbox.model.weights import torchvision_key
 
 SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
 

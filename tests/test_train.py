@@ -16,14 +16,14 @@ import pytest
 import torch
 import yaml
 
-import sandbox.train
+import sandbox.train.loop
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
-from sandbox.flops import count
-from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
-from sandbox.spec import load_spec
-from sandbox.train import TrainingError, accuracy, resolve_device, train_run, uses_bf16
-from sandbox.train_config import Augment, TrainConfig, train_config
+from sandbox.model.flops import count
+from sandbox.spec.load import load_spec
+from sandbox.train.config import Augment, TrainConfig, train_config
+from sandbox.train.loop import TrainingError, accuracy, resolve_device, train_run, uses_bf16
+from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from tests.idx import write_idx
 
 TINY: dict[str, Any] = {
@@ -163,7 +163,7 @@ def test_train_run_writes_a_complete_run_directory(synthetic: Path, tmp_path: Pa
     # The saved weights give back the recorded test accuracy.
     spec, model = load_run(out)
     assert spec.name == "tiny" and not model.training
-    from sandbox.data import data_config, load
+    from sandbox.train.data import data_config, load
 
     data = load(data_config(spec.data), "cpu")
     assert accuracy(model, data.test) == pytest.approx(metrics["test_accuracy"], abs=0.011)
@@ -237,7 +237,7 @@ def test_out_of_memory_is_reported_as_such(synthetic: Path, tmp_path: Path, monk
 
         return loss_of
 
-    monkeypatch.setattr(sandbox.train, "_loss_function", exhausted)
+    monkeypatch.setattr(sandbox.train.loop, "_loss_function", exhausted)
     with pytest.raises(TrainingError, match="out of memory on cpu with batch_size 32: lower train.batch_size"):
         run(tiny(synthetic), out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / METRICS_FILE).exists()

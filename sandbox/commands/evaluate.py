@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from sandbox.commands import add_plugin_option
 
 
@@ -20,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.data import CLASS_NAMES, data_config, load
-    from sandbox.rundir import load_run, read_metrics
-    from sandbox.train import predict, resolve_device
+    import torch
+
+    from sandbox.train.data import CLASS_NAMES, data_config, load
+    from sandbox.train.loop import predict, resolve_device
+    from sandbox.train.rundir import load_run, read_metrics
 
     device = resolve_device(args.device)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)

@@ -1,6 +1,6 @@
 """`python -m sandbox predict RUN_DIR IMAGE...`: top-3 classes of image files, with probabilities.
 
-How an image becomes the network's input, whatever its size or colour:
+How an image becomes the network's input, whatever its size or colour (`sandbox.export.images`):
   1. transparency is flattened onto white; the image becomes grayscale for a 1-channel network
      (luminance), RGB for a 3-channel one;
   2. it is padded to a square with its border colour (so it is not stretched), then resized to the
@@ -16,11 +16,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-
-import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
-from torch import Tensor
-from torchvision.transforms.functional import pil_to_tensor
 
 from sandbox.commands import add_plugin_option
 from sandbox.errors import SandboxError
@@ -45,7 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from sandbox.export import resolve
+    from sandbox.export.images import load_image
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
     if exportable.weights_origin is None:
@@ -68,27 +66,3 @@ def run(args: argparse.Namespace) -> int:
         best = ", ".join(f"{names[i]} {p:.3f}" for p, i in zip(values.tolist(), indices.tolist(), strict=True))
         print(f"{path}: {best}" + ("  (inverted)" if inverted else ""))
     return 1 if failed else 0
-
-
-def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tuple[Tensor, bool]:
-    """An image file as a (channels, size, size) float tensor in [0, 1], converted as the module
-    docstring says, and whether it was inverted. A file PIL cannot read is a SandboxError naming it."""
-    try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGBA")
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
-        reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else err.strerror or err
-        raise SandboxError(f"{path}: not a readable image: {reason}") from err
-    flat = Image.new("RGBA", image.size, "white")
-    flat.alpha_composite(image)
-    image = flat.convert("L" if channels == 1 else "RGB")
-    background = _border(pil_to_tensor(image)).median(dim=1).values.tolist()
-    square = ImageOps.pad(image, (max(image.size),) * 2, color=tuple(background) if channels > 1 else background[0])
-    tensor = pil_to_tensor(square.resize((size, size), Image.Resampling.BILINEAR)).float() / 255
-    inverted = channels == 1 and (invert == "always" or (invert == "auto" and _border(tensor).mean().item() > 0.5))
-    return (1 - tensor if inverted else tensor), inverted
-
-
-def _border(image: Tensor) -> Tensor:
-    """The outermost ring of pixels, (channels, n): the background, for a centred subject."""
-    return torch.cat([image[:, 0], image[:, -1], image[:, :, 0], image[:, :, -1]], dim=1)

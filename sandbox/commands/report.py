@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import optuna
-
 from sandbox.errors import SandboxError
-from sandbox.search import open_storage
-from sandbox.search_results import format_leaderboard, summary, write_leaderboard
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +17,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.report import write_plots
+    import optuna
+
+    from sandbox.search.report import write_plots
+    from sandbox.search.results import format_leaderboard, summary, write_leaderboard
+    from sandbox.search.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     db = args.run_dir / "study.db"

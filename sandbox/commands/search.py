@@ -4,29 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import optuna
-from optuna.trial import FrozenTrial
+from typing import TYPE_CHECKING
 
 from sandbox.commands import add_plugin_option
-from sandbox.errors import SpecError
-from sandbox.registry import REGISTRY
-from sandbox.search import SearchRun, fail_dead_local_trials, open_study, run_workers
-from sandbox.search_config import search_config
-from sandbox.search_reference import (
-    ComparisonRuns,
-    best_spec,
-    format_comparison,
-    measure_best,
-    measure_reference,
-    reference_path,
-    reference_spec,
-    write_comparison,
-)
-from sandbox.search_results import best_trial, export_best, format_leaderboard, pareto_front, summary, write_leaderboard
-from sandbox.space import lowest, primitives, sample
-from sandbox.space_flops import no_valid_candidate, smallest_flops
-from sandbox.spec import load_plugins, read_yaml
+
+if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it runs, so --help stays fast
+    import optuna
+    from optuna.trial import FrozenTrial
+
+    from sandbox.search.run import SearchRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def check_sections(space: dict) -> None:
     """Fail before any training on a bad `train:` or `data:` value, which every candidate shares
     (checked as the cheapest candidate carries them)."""
-    from sandbox.data import data_config
-    from sandbox.train_config import train_config
+    from sandbox.space.primitives import lowest, sample
+    from sandbox.train.config import train_config
+    from sandbox.train.data import data_config
 
     concrete = sample({key: space[key] for key in ("train", "data") if key in space}, lowest)
     train_config(concrete.get("train") or {})
@@ -61,6 +48,15 @@ def check_sections(space: dict) -> None:
 
 def prepare(args: argparse.Namespace) -> SearchRun:
     """Read the space and settings; refuse, before any training, a budget nothing can meet."""
+    from sandbox.errors import SpecError
+    from sandbox.registry import REGISTRY
+    from sandbox.search.config import search_config
+    from sandbox.search.reference import reference_path
+    from sandbox.search.run import SearchRun
+    from sandbox.space.bounds import no_valid_candidate, smallest_flops
+    from sandbox.space.primitives import primitives
+    from sandbox.spec.load import load_plugins, read_yaml
+
     for file in args.plugin:
         REGISTRY.load_file(file)
     spec_path = Path(args.spec)
@@ -98,6 +94,11 @@ def prepare(args: argparse.Namespace) -> SearchRun:
 
 
 def run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from sandbox.search.storage import fail_dead_local_trials, open_study
+    from sandbox.search.workers import run_workers
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sandbox prints its own trial lines
     search = prepare(args)
     search.run_dir.mkdir(parents=True, exist_ok=True)
@@ -123,8 +124,17 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-def report(search: SearchRun, study) -> FrozenTrial | None:
+def report(search: SearchRun, study: optuna.Study) -> FrozenTrial | None:
     """Leaderboard, summary, best.yaml and best/; returns the best trial."""
+    from sandbox.search.results import (
+        best_trial,
+        export_best,
+        format_leaderboard,
+        pareto_front,
+        summary,
+        write_leaderboard,
+    )
+
     trials = study.get_trials(deepcopy=False)
     write_leaderboard(trials, search.run_dir / "leaderboard.csv")
     print(summary(trials))
@@ -144,6 +154,16 @@ def report(search: SearchRun, study) -> FrozenTrial | None:
 def compare_with_reference(search: SearchRun, path: Path, best: FrozenTrial) -> None:
     """Train the reference spec at `path` as the best candidate was trained (with each of
     `search.reference_seeds` seeds, the best too) and print how they compare."""
+    from sandbox.search.reference import (
+        ComparisonRuns,
+        best_spec,
+        format_comparison,
+        measure_best,
+        measure_reference,
+        reference_spec,
+        write_comparison,
+    )
+
     config = search.config
     seeds = [config.seed + offset for offset in range(config.reference_seeds)]
     runs = ComparisonRuns(search.run_dir, config.epochs, search.device, search.data_dir)

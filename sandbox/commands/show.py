@@ -11,12 +11,6 @@ import json
 from pathlib import Path
 
 from sandbox.commands import add_plugin_option
-from sandbox.flops import FLOPS_CONVENTION, count, format_table
-from sandbox.registry import REGISTRY
-from sandbox.search_config import search_config
-from sandbox.space import primitives
-from sandbox.space_flops import space_flops
-from sandbox.spec import load_plugins, load_spec, read_yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,6 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sandbox.model.flops import FLOPS_CONVENTION, count, format_table
+    from sandbox.registry import REGISTRY
+    from sandbox.search.config import search_config
+    from sandbox.space.bounds import space_flops
+    from sandbox.space.primitives import primitives
+    from sandbox.spec.load import load_plugins, load_spec, read_yaml
+
     for file in args.plugin:
         REGISTRY.load_file(file)
     raw = read_yaml(args.spec)

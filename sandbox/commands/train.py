@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.commands import add_plugin_option
-from sandbox.spec import load_spec
+from sandbox.spec.load import load_spec
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.rundir import concrete_raw
-    from sandbox.train import train_run
-    from sandbox.train_config import train_config
+    from sandbox.train.config import train_config
+    from sandbox.train.loop import train_run
+    from sandbox.train.rundir import concrete_raw
 
     spec = load_spec(args.spec, plugin_files=args.plugin)
     # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = metrics["dataset"]
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} on {dataset['test']:,} {dataset['name']} test images; "
-        f"{metrics['train_images_per_second']:,.0f} images/s on {metrics['device']} ({metrics['train_precision']} steps); "
+        f"{metrics['train_images_per_second']:,.0f} images/s on {metrics['device']} "
+        f"({metrics['train_precision']} steps); "
         f"{metrics['seconds']:.1f} s"
     )
     print(f"run directory: {out}")

@@ -20,7 +20,7 @@ from types import ModuleType
 
 from sandbox.errors import SandboxError
 from sandbox.export.code import Code, Imports, call, literal
-from sandbox.spec import Call
+from sandbox.spec.load import Call
 
 DECORATOR_MODULES = ("sandbox", "sandbox.registry")
 DECORATORS = ("register_branch", "register_stem", "register_downsample")

@@ -17,14 +17,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from sandbox.builder import InceptionNet
 from sandbox.errors import SandboxError
 from sandbox.export.carry import LAYERS_STANDIN, Carrier
 from sandbox.export.code import LINE_LENGTH, Code, Imports, call, listing, literal, render
 from sandbox.export.layers import LayerWriter, timm_layer_without_twin
 from sandbox.export.source import Exportable
-from sandbox.flops import Counts, count, format_table
-from sandbox.spec import Call, Spec
+from sandbox.model.builder import InceptionNet
+from sandbox.model.flops import Counts, count, format_table
+from sandbox.spec.load import Call, Spec
 
 WEIGHTS_SUFFIX = ".pt"  # torch.save'd state dict: torch alone reads it, with weights_only=True
 TOLERANCE = 1e-5  # max abs difference from the sandbox network, relative to the output's scale

@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from sandbox.builder import InceptionNet, build
-from sandbox.data import CLASS_NAMES
 from sandbox.errors import SandboxError
-from sandbox.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
-from sandbox.spec import Spec, load_spec
+from sandbox.model.builder import InceptionNet, build
+from sandbox.spec.load import Spec, load_spec
+from sandbox.train.data import CLASS_NAMES
+from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import optuna  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState, create_trial  # noqa: E402
 from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 
-from sandbox.search_results import is_result  # noqa: E402
+from sandbox.search.results import is_result  # noqa: E402
 
 
 def result_view(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> optuna.Study:

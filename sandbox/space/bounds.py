@@ -3,7 +3,7 @@
 Exact bounds would mean enumerating the space, so: the smallest is found by coordinate descent
 (numbers at their low end, each choice set to its cheapest option in turn, repeated until nothing
 improves), the largest likewise upwards, and the share under a budget is estimated from random
-samples. Every candidate is counted the one documented way (`sandbox.flops`).
+samples. Every candidate is counted the one documented way (`sandbox.model.flops`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Any
 from optuna.distributions import CategoricalDistribution
 
 from sandbox.errors import SpecError
-from sandbox.flops import count
-from sandbox.space import Primitive, lowest, sample
-from sandbox.spec import validate
+from sandbox.model.flops import count
+from sandbox.space.primitives import Primitive, lowest, sample
+from sandbox.spec.load import validate
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,13 @@ from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sandbox.builder import build
-from sandbox.data import Data, Split, augment, data_config, load, to_float
 from sandbox.errors import SandboxError, SpecError
-from sandbox.flops import FLOPS_CONVENTION, count
-from sandbox.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
-from sandbox.spec import Spec
-from sandbox.train_config import TrainConfig, train_config
+from sandbox.model.builder import build
+from sandbox.model.flops import FLOPS_CONVENTION, count
+from sandbox.spec.load import Spec
+from sandbox.train.config import TrainConfig, train_config
+from sandbox.train.data import Data, Split, augment, data_config, load, to_float
+from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
 EVAL_BATCH = 1024
 EpochHook = Callable[[int, dict[str, Any]], None]

@@ -24,11 +24,11 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
-from sandbox.space import primitives
-from sandbox.spec import Spec, load_spec, read_yaml, validate
-from sandbox.train import train_run
-from sandbox.train_config import TrainConfig, train_config
+from sandbox.space.primitives import primitives
+from sandbox.spec.load import Spec, load_spec, read_yaml, validate
+from sandbox.train.config import TrainConfig, train_config
+from sandbox.train.loop import train_run
+from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 
 COMPARE_DIR = "compare"
 COMPARISON_FILE = "comparison.json"

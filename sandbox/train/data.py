@@ -29,7 +29,7 @@ FULL = "fashion-mnist"
 SAMPLE = "fashion-mnist-sample"
 DATASETS = (FULL, SAMPLE)
 CLASS_NAMES = tuple(FashionMNIST.classes)
-SAMPLE_DIR = Path(__file__).resolve().parent / "sample_data" / "FashionMNIST" / "raw"
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SPLIT_SEED = 20140917  # fixed: the validation split never depends on the training seed
 

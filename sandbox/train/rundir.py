@@ -20,9 +20,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from sandbox.builder import build
 from sandbox.errors import SandboxError
-from sandbox.spec import Spec, load_spec
+from sandbox.model.builder import build
+from sandbox.spec.load import Spec, load_spec
 
 SPEC_FILE = "spec.yaml"
 WEIGHTS_FILE = "model.safetensors"

@@ -17,8 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from sandbox.builder import InceptionNet, build
-from sandbox.spec import Spec, load_spec
+from sandbox.model.builder import InceptionNet, build
+from sandbox.spec.load import Spec, load_spec
 
 FLOPS_CONVENTION = (
     "FLOPs: forward, per image at the spec's input size, 2 per multiply-add "

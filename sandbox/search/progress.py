@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from sandbox.search_results import is_result, note, ranked
+from sandbox.search.results import is_result, note, ranked
 
 
 class TrialPrinter:

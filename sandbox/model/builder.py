@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, SpecError, describe
 from sandbox.layers import conv_norm_act
-from sandbox.spec import AuxSpec, Call, Spec, load_spec
+from sandbox.spec.load import AuxSpec, Call, Spec, load_spec
 
 Shape = tuple[int, int, int]  # channels, height, width
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -128,14 +128,14 @@ def build(
     """Assemble the network a spec describes; `device="meta"` builds it without memory.
 
     `torchvision_weights` loads a torchvision GoogLeNet state dict (a file or a mapping) through
-    `sandbox.torchvision_compat`, for specs with GoogLeNet's layout such as googlenet.yaml.
+    `sandbox.model.weights`, for specs with GoogLeNet's layout such as googlenet.yaml.
     """
     if not isinstance(spec, Spec):
         spec = load_spec(spec)
     with torch.device(device or "cpu"):
         model = _assemble(spec)
     if torchvision_weights is not None:
-        from sandbox.torchvision_compat import load_torchvision_weights
+        from sandbox.model.weights import load_torchvision_weights
 
         load_torchvision_weights(model, torchvision_weights)
     return model

@@ -1,0 +1,1 @@
+"""The architecture search: config, storage, the objective, workers, results, the reference and the report."""

@@ -1,0 +1,145 @@
+"""The architecture search: one Optuna study, any number of workers, resumable.
+
+Everything durable lives in the study's storage (SQLite in the run directory by default, any
+Optuna storage URL otherwise): trials, their concrete specs and FLOPs, and the space's fingerprint,
+so a rerun resumes, workers on other machines join, and a changed space is refused.
+
+Over-budget candidates: their FLOPs are counted before training, they are never trained, and
+they end COMPLETE with a pessimistic stand-in value (accuracy 0) plus a violated constraint
+(`trial.set_constraint`). COMPLETE because GP and NSGA-II learn only from complete trials; the
+constraint makes every sampler treat them as infeasible and `study.best_trial(s)` skip them; the
+`over_budget` attribute keeps the stand-in out of every leaderboard, plot and summary.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from sandbox.errors import SpecError
+from sandbox.model.flops import count
+from sandbox.search.results import is_result
+from sandbox.search.run import WORKER, SearchRun
+from sandbox.space.primitives import Primitive, sample
+from sandbox.spec.load import validate
+
+
+def suggest_with(trial: Trial) -> Callable[[Primitive], Any]:
+    """A `space.Suggest` that asks the Optuna trial, keyed by the primitive's YAML path."""
+
+    def suggest(primitive: Primitive) -> Any:
+        dist = primitive.distribution
+        if isinstance(dist, CategoricalDistribution):
+            return trial.suggest_categorical(primitive.path, dist.choices)
+        if isinstance(dist, FloatDistribution):
+            return trial.suggest_float(primitive.path, dist.low, dist.high, log=dist.log, step=dist.step)
+        return trial.suggest_int(primitive.path, dist.low, dist.high, log=dist.log, step=dist.step)
+
+    return suggest
+
+
+def concrete_spec(run: SearchRun, trial: Trial) -> dict[str, Any]:
+    """The trial's concrete spec: sampled values, absolute plugin paths, no `search:` section."""
+    raw = sample(run.space, suggest_with(trial))
+    raw.pop("search", None)
+    raw["name"] = f"{run.name}-trial{trial.number}"
+    plugins = [str((run.base / p).resolve()) for p in raw.get("plugins") or []]
+    plugins += [str(p) for p in run.plugin_files if str(p) not in plugins]
+    if plugins:
+        raw["plugins"] = plugins
+    return raw
+
+
+class Objective:
+    """Sample, count, skip if over budget, train with pruning; record everything on the trial."""
+
+    def __init__(self, run: SearchRun, device: str, train: Callable[..., Mapping[str, Any]] | None = None) -> None:
+        """`train` (default `sandbox.train.train_run`) is replaceable so benchmarks of the samplers
+        can score candidates without training them."""
+        self.run = run
+        self.device = device
+        self.train = train
+
+    def __call__(self, trial: Trial) -> float | tuple[float, float]:
+        run, config = self.run, self.run.config
+        trial.set_user_attr("worker", WORKER)
+        raw = concrete_spec(run, trial)
+        trial.set_user_attr("spec", yaml.safe_dump(raw, sort_keys=False))
+        try:
+            spec = validate(raw, base=run.base)
+            counts = count(spec)
+        except SpecError as err:  # e.g. every branch of a module chosen `none`
+            trial.set_user_attr("invalid", str(err))
+            trial.set_constraint("flops_over_budget", 1e12)  # finite: GP models constraint values
+            return self._stand_in(0)
+        trial.set_user_attr("flops", counts.flops)
+        trial.set_user_attr("params", counts.params)
+        over = counts.flops - config.budget if config.budget else -1
+        trial.set_constraint("flops_over_budget", float(over))
+        if over > 0:
+            trial.set_user_attr("over_budget", True)
+            return self._stand_in(counts.flops)
+        earlier = self._same_candidate(trial)
+        if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
+            trial.set_user_attr("duplicate_of", earlier.number)
+            for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
+                trial.set_user_attr(key, earlier.user_attrs.get(key))
+            return tuple(earlier.values) if config.multi_objective else earlier.values[0]
+        return self._train(trial, spec, counts.flops)
+
+    @staticmethod
+    def _same_candidate(trial: Trial) -> FrozenTrial | None:
+        """A finished, trained trial with exactly these parameters, if there is one."""
+        for earlier in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if earlier.params == trial.params and is_result(earlier):
+                return earlier
+        return None
+
+    def _stand_in(self, flops: int) -> float | tuple[float, float]:
+        """The pessimistic value of an infeasible candidate (never shown as a result)."""
+        return (0.0, float(flops)) if self.run.config.multi_objective else 0.0
+
+    def _train(self, trial: Trial, spec: Any, flops: int) -> float | tuple[float, float]:
+        from sandbox.train.loop import train_run
+
+        train = self.train or train_run
+        run, config = self.run, self.run.config
+        out_dir = run.trial_dir(trial.number)
+
+        def on_epoch(epoch: int, record: Mapping[str, Any]) -> None:
+            trial.set_user_attr("epochs_trained", epoch + 1)
+            if config.multi_objective:
+                return  # Optuna prunes single-objective studies only
+            trial.report(record["val_accuracy"], epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val accuracy {record['val_accuracy']:.4f} at epoch {epoch + 1}")
+
+        try:
+            metrics = train(
+                spec,
+                out_dir=out_dir,
+                epochs=config.epochs,
+                device=self.device,
+                seed=config.seed,
+                data_dir=run.data_dir,
+                on_epoch=on_epoch,
+                progress=False,
+            )
+        except optuna.TrialPruned:
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        except Exception as err:
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}".splitlines()[0])
+            shutil.rmtree(out_dir, ignore_errors=True)
+            raise
+        for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
+            trial.set_user_attr(key, metrics[key])
+        trial.set_user_attr("run_dir", str(out_dir))
+        accuracy = float(metrics["val_accuracy"])
+        return (accuracy, float(flops)) if config.multi_objective else accuracy

@@ -1,0 +1,73 @@
+"""Workers: this process plus spawned ones, each taking trials from the shared study until it is full."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+
+import optuna
+import torch
+
+from sandbox.registry import REGISTRY
+from sandbox.search.objective import Objective
+from sandbox.search.run import FINISHED, SearchRun
+from sandbox.search.storage import finished_count, open_study
+from sandbox.spec.load import load_plugins
+
+
+def worker_device(requested: str, worker: int) -> str:
+    """Spread workers over the GPUs round-robin; several per GPU when there are more workers."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and torch.cuda.device_count() > 1:
+        return f"cuda:{worker % torch.cuda.device_count()}"
+    return requested
+
+
+def run_worker(run: SearchRun, worker: int = 0) -> None:
+    """One worker: take trials from the shared study until it holds `config.trials` finished ones."""
+    from sandbox.search.progress import TrialPrinter
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for file in run.plugin_files:  # a spawned worker starts with only the built-in plugins
+        REGISTRY.load_file(file)
+    load_plugins(run.space, run.base)
+    device = worker_device(run.device, worker)
+    if device == "cpu" and run.config.workers > 1:
+        # Workers share the cores: OpenMP threads spinning against each other made small
+        # networks 10-30x slower, so each worker gets its share of the cores.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // run.config.workers))
+    study = open_study(run, worker)
+    if finished_count(study) >= run.config.trials:
+        return
+    study.optimize(
+        Objective(run, device),
+        catch=(Exception,),
+        callbacks=[
+            optuna.study.MaxTrialsCallback(run.config.trials, states=FINISHED),
+            TrialPrinter(run, worker if run.config.workers > 1 else None),
+        ],
+        gc_after_trial=True,
+    )
+
+
+def _worker_process(run: SearchRun, worker: int) -> None:
+    with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
+        run_worker(run, worker)
+
+
+def run_workers(run: SearchRun) -> None:
+    """Run `config.workers` workers on this machine: this process plus spawned ones."""
+    context = multiprocessing.get_context("spawn")
+    others = [
+        context.Process(target=_worker_process, args=(run, worker), daemon=False)
+        for worker in range(1, run.config.workers)
+    ]
+    for process in others:
+        process.start()
+    try:
+        run_worker(run, 0)
+    finally:
+        for process in others:
+            process.join()

@@ -1,0 +1,1 @@
+"""The first step of the flow: a YAML spec read, checked and turned into a `Spec` (`sandbox.spec.load`)."""

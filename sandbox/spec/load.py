@@ -1,0 +1,258 @@
+"""YAML spec → validated `Spec`; every error names the YAML path of the problem.
+
+The spec's plugin calls (stem, branches, downsamples) are checked against the factories'
+signatures, so plugins need no schema of their own. Sections that belong to other stages of the
+flow (`train:`, `data:`, `search:`) are only checked to be mappings here and are validated by the
+modules that read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sandbox.errors import PluginError, SpecError
+from sandbox.registry import REGISTRY, Param
+from sandbox.spec.checks import (
+    check_keys,
+    check_type,
+    key_text,
+    kind_of,
+    list_at,
+    mapping,
+    positive_int,
+    probability,
+    typed,
+)
+from sandbox.spec.schema import (
+    FASHION_MNIST_MEAN,
+    FASHION_MNIST_STD,
+    MAX_INPUT_CHANNELS,
+    MAX_REPEAT,
+    TOP_LEVEL_KEYS,
+    WIDTH_KEYS,
+    AuxSpec,
+    Call,
+    ModuleSpec,
+    Spec,
+    StageSpec,
+)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a spec file into a mapping; malformed YAML is a SpecError with its line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
+    except UnicodeDecodeError as err:
+        raise SpecError("", f"cannot read spec {path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(where, f"malformed YAML: {problem}") from err
+    if not isinstance(data, dict):
+        raise SpecError(str(path), f"the top level must be a mapping of keys, not {kind_of(data)}")
+    return data
+
+
+def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[str | Path] = ()) -> Spec:
+    """Read and validate a concrete spec from a YAML file or a mapping.
+
+    `plugin_files` (from `--plugin`) are loaded before the spec's own `plugins:` list, whose
+    paths are relative to the spec file (to the working directory for a mapping).
+    """
+    if isinstance(source, Mapping):
+        raw, base = dict(source), Path.cwd()
+        path = None
+    else:
+        path = Path(source)
+        raw, base = read_yaml(path), path.resolve().parent
+    for file in plugin_files:
+        _load_plugin(file, "--plugin")
+    return validate(raw, base=base, source=path)
+
+
+def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) -> Spec:
+    """Check a concrete spec mapping and turn it into a `Spec`."""
+    if not isinstance(raw, Mapping):
+        raise SpecError("", f"the top level must be a mapping of keys, not {kind_of(raw)}")
+    check_keys(raw, TOP_LEVEL_KEYS, "", required=("stem", "stages"))
+    load_plugins(raw, base)
+
+    size_spec = mapping(raw.get("input", {}), "input")
+    check_keys(size_spec, ("channels", "size"), "input")
+    channels = positive_int(size_spec.get("channels", 1), "input.channels", maximum=MAX_INPUT_CHANNELS)
+    size = positive_int(size_spec.get("size", 28), "input.size")
+    mean, std = _normalization(raw.get("normalize", {}), channels)
+    defaults = mapping(raw.get("defaults", {}), "defaults")
+
+    stem = _call("stem", raw["stem"], "stem", defaults)
+    stages_raw = raw["stages"]
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise SpecError("stages", f"expected a non-empty list of stages, got {kind_of(stages_raw)}")
+    stages = tuple(_stage(stage, i, defaults) for i, stage in enumerate(stages_raw))
+    names = [module.name for stage in stages for module in stage.modules]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise SpecError("stages", f"module name {duplicates[0]!r} is used more than once")
+    _check_defaults(defaults, [stem, *(call for stage in stages for call in _calls(stage))])
+    aux = tuple(_aux(a, f"aux[{i}]", names) for i, a in enumerate(list_at(raw, "aux", "aux")))
+    for i, tap in enumerate(aux):
+        if tap.after in [earlier.after for earlier in aux[:i]]:
+            raise SpecError(f"{tap.path}.after", f"module {tap.after!r} already has an aux head")
+
+    head = mapping(raw.get("head", {}), "head")
+    check_keys(head, ("dropout",), "head")
+    return Spec(
+        name=typed(raw.get("name", source.stem if source else "network"), str, "name"),
+        channels=channels,
+        size=size,
+        classes=positive_int(raw.get("classes", 10), "classes"),
+        mean=mean,
+        std=std,
+        stem=stem,
+        stages=stages,
+        dropout=probability(head.get("dropout", 0.2), "head.dropout"),
+        aux=aux,
+        train=dict(mapping(raw.get("train", {}), "train")),
+        data=dict(mapping(raw.get("data", {}), "data")),
+        search=dict(mapping(raw.get("search", {}), "search")),
+        raw=dict(raw),
+        source=source,
+    )
+
+
+# ---------------------------------------------------------------------------- sections
+
+
+def _stage(raw: Any, index: int, defaults: Mapping[str, Any]) -> StageSpec:
+    path = f"stages[{index}]"
+    stage = mapping(raw, path)
+    check_keys(stage, ("downsample", "modules"), path, required=("modules",))
+    down = stage.get("downsample")
+    downsample = None if down is None else _call("downsample", down, f"{path}.downsample", defaults)
+    modules_raw = stage["modules"]
+    if not isinstance(modules_raw, list) or not modules_raw:
+        raise SpecError(f"{path}.modules", f"expected a non-empty list of modules, got {kind_of(modules_raw)}")
+    modules: list[ModuleSpec] = []
+    for j, module_raw in enumerate(modules_raw):
+        modules.extend(_modules(module_raw, index, j, defaults))
+    return StageSpec(downsample, tuple(modules), path)
+
+
+def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> list[ModuleSpec]:
+    """One entry of `modules:`, which `repeat: n` turns into n modules of the same widths."""
+    path = f"stages[{stage}].modules[{index}]"
+    module = mapping(raw, path)
+    check_keys(module, ("name", "branches", "repeat"), path, required=("branches",))
+    repeat = positive_int(module.get("repeat", 1), f"{path}.repeat", maximum=MAX_REPEAT)
+    branches_raw = module["branches"]
+    if not isinstance(branches_raw, list) or not branches_raw:
+        raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {kind_of(branches_raw)}")
+    branches = tuple(_call("branch", b, f"{path}.branches[{k}]", defaults) for k, b in enumerate(branches_raw))
+    base = typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
+    names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
+    return [ModuleSpec(name, branches, path) for name in names]
+
+
+def _calls(stage: StageSpec) -> list[Call]:
+    down = [stage.downsample] if stage.downsample is not None else []
+    return [*down, *(call for module in stage.modules for call in module.branches)]
+
+
+def _check_defaults(defaults: Mapping[str, Any], calls: Sequence[Call]) -> None:
+    """A default that no plugin of the spec takes is a typo (`nrom: none`), not a silent no-op."""
+    taken = {name for call in calls for name in call.plugin.params}
+    for key in defaults:
+        if key not in taken:
+            raise SpecError(
+                f"defaults.{key_text(key)}", f"no plugin in this spec takes it (they take: {', '.join(sorted(taken))})"
+            )
+
+
+def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
+    aux = mapping(raw, path)
+    keys = ("after", "weight", "pool", "stride", "conv", "hidden", "dropout")
+    check_keys(aux, keys, path, required=("after",))
+    after = aux["after"]
+    if not isinstance(after, str):  # unquoted, `after: 1.10` reads as 1.1 and would tap module 1.1
+        why = "YAML reads an unquoted 1.10 as the number 1.1, so quote the name: after: '1.10'"
+        raise SpecError(f"{path}.after", f"expected a module's name as text, got {after!r}; {why}")
+    if after not in module_names:
+        names = ", ".join(map(key_text, module_names))
+        raise SpecError(f"{path}.after", f"no module named {after!r} (modules: {names})")
+    return AuxSpec(
+        after=after,
+        weight=typed(aux.get("weight", 0.3), float, f"{path}.weight"),
+        pool=positive_int(aux.get("pool", 5), f"{path}.pool"),
+        stride=positive_int(aux.get("stride", 3), f"{path}.stride"),
+        conv=positive_int(aux.get("conv", 128), f"{path}.conv"),
+        hidden=positive_int(aux.get("hidden", 1024), f"{path}.hidden"),
+        dropout=probability(aux.get("dropout", 0.7), f"{path}.dropout"),
+        path=path,
+    )
+
+
+def _normalization(raw: Any, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    norm = mapping(raw, "normalize")
+    check_keys(norm, ("mean", "std"), "normalize")
+    default_mean = FASHION_MNIST_MEAN * channels if channels > 1 else FASHION_MNIST_MEAN
+    default_std = FASHION_MNIST_STD * channels if channels > 1 else FASHION_MNIST_STD
+    values = []
+    for key, default in (("mean", default_mean), ("std", default_std)):
+        seq = norm.get(key, list(default))
+        if not isinstance(seq, list) or len(seq) != channels:
+            raise SpecError(f"normalize.{key}", f"expected a list of {channels} numbers (one per channel)")
+        values.append(tuple(typed(v, float, f"normalize.{key}[{i}]") for i, v in enumerate(seq)))
+    if any(s <= 0 for s in values[1]):
+        raise SpecError("normalize.std", "every std must be positive")
+    return values[0], values[1]
+
+
+def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
+    """Check a `{type: ..., key: value}` mapping against the plugin's signature."""
+    call = mapping(raw, path)
+    if "type" not in call:
+        raise SpecError(path, f"missing key 'type' (the {kind} plugin to use)")
+    plugin = REGISTRY.get(kind, call["type"], f"{path}.type")
+    params = plugin.params
+    given = {k: v for k, v in call.items() if k != "type"}
+    for key in given:
+        if key not in params:
+            takes = ", ".join(params) or "no keys"
+            raise SpecError(f"{path}.{key_text(key)}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
+    merged = {k: v for k, v in defaults.items() if k in params} | given
+    for name, param in params.items():
+        if name not in merged and param.required:
+            raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
+    where = {k: f"{path}.{k}" if k in given else f"defaults.{k}" for k in merged}  # a default errs at its own key
+    checked = {k: _check_param(v, params[k], where[k]) for k, v in merged.items()}
+    return Call(kind, plugin.name, checked, path, where)
+
+
+def _check_param(value: Any, param: Param, path: str) -> Any:
+    value = check_type(value, param.annotation, path)
+    if param.name in WIDTH_KEYS and isinstance(value, int) and value < 1:
+        raise SpecError(path, f"must be a positive number of channels, got {value}")
+    return value
+
+
+def load_plugins(raw: Mapping[str, Any], base: Path) -> None:
+    """Load the files of a spec's `plugins:` list, relative to `base` (the spec's folder)."""
+    for index, file in enumerate(list_at(raw, "plugins", "plugins")):
+        _load_plugin(base / typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
+
+
+def _load_plugin(file: str | Path, path: str) -> None:
+    try:
+        REGISTRY.load_file(file)
+    except PluginError as err:
+        raise SpecError(path, str(err)) from err

@@ -1,0 +1,95 @@
+"""A validated spec as dataclasses: what the builder, the FLOP counter and the trainer read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox.registry import REGISTRY, Plugin
+
+FASHION_MNIST_MEAN = (0.2860,)
+FASHION_MNIST_STD = (0.3530,)
+TOP_LEVEL_KEYS = (
+    "name", "description", "input", "classes", "normalize", "defaults", "plugins",
+    "stem", "stages", "head", "aux", "train", "data", "search",
+)  # fmt: skip
+WIDTH_KEYS = ("out", "reduce", "width", "channels")
+MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
+MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
+
+
+@dataclass(frozen=True)
+class Call:
+    """One plugin invocation: which plugin, with which parameters, from where in the YAML."""
+
+    kind: str
+    type: str
+    params: dict[str, Any]
+    path: str
+    sources: dict[str, str]  # each param's own YAML key (`defaults.norm`, say)
+
+    @property
+    def plugin(self) -> Plugin:
+        return REGISTRY.get(self.kind, self.type, f"{self.path}.type")
+
+    def blame(self, err: Exception) -> str:
+        """The YAML key behind a build failure: the one whose text value the error quotes (timm's
+        KeyError for an unknown norm or activation names only the value), else the call itself."""
+        message = str(err)
+        for key, value in self.params.items():
+            if isinstance(value, str) and repr(value) in message:
+                return self.sources[key]
+        return self.path
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    """An Inception module: branches run side by side and concatenated on channels."""
+
+    name: str
+    branches: tuple[Call, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    downsample: Call | None
+    modules: tuple[ModuleSpec, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class AuxSpec:
+    """A training-only classifier tapped after module `after` (GoogLeNet's aux head by default)."""
+
+    after: str
+    weight: float
+    pool: int
+    stride: int
+    conv: int
+    hidden: int
+    dropout: float
+    path: str
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    channels: int
+    size: int
+    classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    stem: Call
+    stages: tuple[StageSpec, ...]
+    dropout: float
+    aux: tuple[AuxSpec, ...]
+    train: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    search: dict[str, Any] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+    source: Path | None = None
+
+    def module_names(self) -> list[str]:
+        return [module.name for stage in self.stages for module in stage.modules]

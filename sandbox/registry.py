@@ -12,6 +12,7 @@ list or by `--plugin`. A name registered twice from two different places is an e
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -30,6 +31,7 @@ KINDS = ("stem", "branch", "downsample")
 BUILTIN_MODULES = ("plugins.stems", "plugins.branches", "plugins.downsamples")
 ENTRY_POINT_GROUP = "sandbox.plugins"
 
+USER_MODULES = "sandbox_user_plugins"  # the package name plugin files are imported under
 Factory = Callable[..., Any]
 
 
@@ -57,7 +59,7 @@ class Plugin:
     factory: Factory
     source: str
 
-    @property
+    @functools.cached_property
     def params(self) -> dict[str, Param]:
         return _signature_params(self.factory)
 
@@ -88,6 +90,16 @@ def _source_of(factory: Factory) -> str:
     module = sys.modules.get(factory.__module__)
     file = getattr(module, "__file__", None)
     return str(Path(file).resolve()) if file else factory.__module__
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A registry's state at one moment, for `Registry.restore`."""
+
+    plugins: dict[str, dict[str, Plugin]]
+    loaded_files: frozenset[Path]
+    discovered: bool
+    modules: frozenset[str]
 
 
 class Registry:
@@ -135,7 +147,7 @@ class Registry:
         if not path.is_file():
             raise PluginError(f"plugin file {path} does not exist")
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-        module_name = f"sandbox_user_plugins.{path.stem}_{digest}"
+        module_name = f"{USER_MODULES}.{path.stem}_{digest}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise PluginError(f"plugin file {path} is not a Python file")
@@ -150,6 +162,19 @@ class Registry:
             sys.modules.pop(module_name, None)
             raise PluginError(f"plugin file {path} failed to import: {describe(err)}") from err
         self._loaded_files.add(path)
+
+    def snapshot(self) -> Snapshot:
+        """The registry as it is now; `restore` returns to it, so a test's plugins do not leak."""
+        plugins = {kind: dict(named) for kind, named in self._plugins.items()}
+        return Snapshot(plugins, frozenset(self._loaded_files), self._discovered, frozenset(sys.modules))
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Forget every plugin registered, and every plugin file imported, since `snapshot`."""
+        self._plugins = {kind: dict(named) for kind, named in snapshot.plugins.items()}
+        self._loaded_files, self._discovered = set(snapshot.loaded_files), snapshot.discovered
+        for name in set(sys.modules) - snapshot.modules:
+            if name.startswith(f"{USER_MODULES}."):
+                del sys.modules[name]
 
     def get(self, kind: str, name: Any, path: str) -> Plugin:
         """The plugin `name` of `kind`, or a SpecError at `path` with suggestions."""

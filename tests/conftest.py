@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,12 +83,6 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
 def isolated_registry() -> Iterator[None]:
     """Snapshot the global plugin registry and restore it, so plugins a test loads do not leak."""
     REGISTRY.discover()
-    plugins = {kind: dict(named) for kind, named in REGISTRY._plugins.items()}
-    loaded, discovered = set(REGISTRY._loaded_files), REGISTRY._discovered
-    modules = set(sys.modules)
+    snapshot = REGISTRY.snapshot()
     yield
-    REGISTRY._plugins = plugins
-    REGISTRY._loaded_files, REGISTRY._discovered = loaded, discovered
-    for name in set(sys.modules) - modules:
-        if name.startswith("sandbox_user_plugins."):
-            del sys.modules[name]
+    REGISTRY.restore(snapshot)

@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sandbox.model.flops import FLOPS_CONVENTION, count
+from tests.paths import REPO
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult
 
-REPO = Path(__file__).resolve().parents[1]
 SEARCH_SPACES = REPO / "search_spaces"
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")

@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for file in args.plugin:
-        REGISTRY.load_file(file)
+    from sandbox.spec.load import load_plugins
+
+    load_plugins(command_line=args.plugin)
     for kind in KINDS:
         print(f"{kind} plugins:")
         for plugin in REGISTRY.all(kind):

@@ -49,7 +49,6 @@ def check_sections(space: dict) -> None:
 def prepare(args: argparse.Namespace) -> SearchRun:
     """Read the space and settings; refuse, before any training, a budget nothing can meet."""
     from sandbox.errors import SpecError
-    from sandbox.registry import REGISTRY
     from sandbox.search.config import search_config
     from sandbox.search.reference import reference_path
     from sandbox.search.run import SearchRun
@@ -57,12 +56,10 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
 
-    for file in args.plugin:
-        REGISTRY.load_file(file)
     spec_path = Path(args.spec)
     space = read_yaml(spec_path)
     base = spec_path.resolve().parent
-    load_plugins(space, base)
+    load_plugins(space, base, args.plugin)
     config = search_config(space.get("search") or {}).with_overrides(
         trials=args.trials,
         budget=args.budget,

@@ -24,16 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sandbox.model.flops import FLOPS_CONVENTION, count, format_table
-    from sandbox.registry import REGISTRY
     from sandbox.search.config import search_config
     from sandbox.space.bounds import space_flops
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, load_spec, read_yaml
 
-    for file in args.plugin:
-        REGISTRY.load_file(file)
     raw = read_yaml(args.spec)
-    load_plugins(raw, Path(args.spec).resolve().parent)
+    load_plugins(raw, Path(args.spec).resolve().parent, args.plugin)
     dimensions = primitives(raw)
     if dimensions:
         config = search_config(raw.get("search") or {}).with_overrides(budget=args.budget)

@@ -9,7 +9,6 @@ import os
 import optuna
 import torch
 
-from sandbox.registry import REGISTRY
 from sandbox.search.objective import Objective
 from sandbox.search.run import FINISHED, SearchRun
 from sandbox.search.storage import finished_count, open_study
@@ -30,9 +29,7 @@ def run_worker(run: SearchRun, worker: int = 0) -> None:
     from sandbox.search.progress import TrialPrinter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for file in run.plugin_files:  # a spawned worker starts with only the built-in plugins
-        REGISTRY.load_file(file)
-    load_plugins(run.space, run.base)
+    load_plugins(run.space, run.base, run.plugin_files)  # a spawned worker starts with only the built-ins
     device = worker_device(run.device, worker)
     if device == "cpu" and run.config.workers > 1:
         # Workers share the cores: OpenMP threads spinning against each other made small

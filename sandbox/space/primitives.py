@@ -12,7 +12,6 @@ its YAML path, so the same walk serves Optuna trials, random previews and FLOP b
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from optuna.distributions import (
 
 from sandbox.errors import SpecError
 from sandbox.registry import REGISTRY
+from sandbox.spec.schema import PLUGIN_SLOTS
 
 PRIMITIVE_KEYS = {"choice": (), "int": ("step", "log"), "float": ("step", "log")}
 NOT_SEARCHED = ("name", "description", "plugins", "search")  # top-level keys never sampled
@@ -125,19 +125,24 @@ def _labels(options: list[Any]) -> tuple[Any, ...]:
 
 def sample(raw: Mapping[str, Any], suggest: Suggest) -> dict[str, Any]:
     """The concrete spec mapping that `suggest` picks from the space `raw`."""
-    return {key: value if key in NOT_SEARCHED else _resolve(value, key, suggest) for key, value in raw.items()}
+    return {
+        key: value if key in NOT_SEARCHED else _resolve(value, key, suggest, _slot(PLUGIN_SLOTS, key))
+        for key, value in raw.items()
+    }
 
 
-def _resolve(value: Any, path: str, suggest: Suggest) -> Any:
+def _resolve(value: Any, path: str, suggest: Suggest, slot: Any) -> Any:
     primitive = parse_primitive(value, path)
     if primitive is not None:
         chosen = primitive.value(suggest(primitive))
-        return _resolve(chosen, f"{path}={_label_of(primitive, chosen)}", suggest) if _is_nested(chosen) else chosen
+        if not _is_nested(chosen):
+            return chosen
+        return _resolve(chosen, f"{path}={_label_of(primitive, chosen)}", suggest, slot)
     if isinstance(value, Mapping):
-        _check_type_choice(value, path)
-        return {key: _resolve(item, f"{path}.{key}", suggest) for key, item in value.items()}
+        _check_type_choice(value, path, slot)
+        return {key: _resolve(item, f"{path}.{key}", suggest, _slot(slot, key)) for key, item in value.items()}
     if isinstance(value, list):
-        items = [_resolve(item, f"{path}[{i}]", suggest) for i, item in enumerate(value)]
+        items = [_resolve(item, f"{path}[{i}]", suggest, _slot(slot, i)) for i, item in enumerate(value)]
         return [item for item in items if not _dropped(item)]
     return value
 
@@ -154,18 +159,25 @@ def _dropped(item: Any) -> bool:
     return item == DROP or (isinstance(item, Mapping) and item.get("type") == DROP)
 
 
-_KIND_OF_PATH = (("branch", re.compile(r"branches\[\d+\]$")), ("stem", re.compile(r"^stem$")))
+def _slot(slot: Any, key: str | int) -> Any:
+    """The part of `PLUGIN_SLOTS` under `key` (a mapping's key, or a list's index) of the node `slot`."""
+    if isinstance(slot, Mapping) and isinstance(key, str):
+        return slot.get(key)
+    if isinstance(slot, list) and isinstance(key, int):
+        return slot[0]
+    return None
 
 
-def _check_type_choice(mapping: Mapping[str, Any], path: str) -> None:
-    """A key beside `type: {choice: ...}` must be taken by every plugin the choice may pick."""
+def _check_type_choice(mapping: Mapping[str, Any], path: str, kind: Any) -> None:
+    """A key beside `type: {choice: ...}` must be taken by every plugin the choice may pick.
+
+    `kind` is the plugin kind the spec's schema puts at this place (None where no call belongs)."""
     primitive = parse_primitive(mapping.get("type"), f"{path}.type")
-    if primitive is None or not isinstance(primitive.distribution, CategoricalDistribution):
-        return
-    kind = next((k for k, pattern in _KIND_OF_PATH if pattern.search(path)), None)
-    if path.endswith("downsample"):
-        kind = "downsample"
-    if kind is None:
+    if (
+        not isinstance(kind, str)
+        or primitive is None
+        or not isinstance(primitive.distribution, CategoricalDistribution)
+    ):
         return
     for option in primitive.options:
         if option == DROP:
@@ -184,24 +196,24 @@ def primitives(raw: Mapping[str, Any]) -> list[Primitive]:
     """Every dimension of the space, nested ones included (each option explored once)."""
     found: dict[str, Primitive] = {}
 
-    def visit(value: Any, path: str) -> None:
+    def visit(value: Any, path: str, slot: Any) -> None:
         primitive = parse_primitive(value, path)
         if primitive is not None:
             found.setdefault(path, primitive)
             for option in primitive.options:
                 if _is_nested(option):
-                    visit(option, f"{path}={_label_of(primitive, option)}")
+                    visit(option, f"{path}={_label_of(primitive, option)}", slot)
         elif isinstance(value, Mapping):
-            _check_type_choice(value, path)
+            _check_type_choice(value, path, slot)
             for key, item in value.items():
-                visit(item, f"{path}.{key}")
+                visit(item, f"{path}.{key}", _slot(slot, key))
         elif isinstance(value, list):
             for i, item in enumerate(value):
-                visit(item, f"{path}[{i}]")
+                visit(item, f"{path}[{i}]", _slot(slot, i))
 
     for key, value in raw.items():
         if key not in NOT_SEARCHED:
-            visit(value, key)
+            visit(value, key, _slot(PLUGIN_SLOTS, key))
     return list(found.values())
 
 

@@ -75,8 +75,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[
     else:
         path = Path(source)
         raw, base = read_yaml(path), path.resolve().parent
-    for file in plugin_files:
-        _load_plugin(file, "--plugin")
+    load_plugins(command_line=plugin_files)
     return validate(raw, base=base, source=path)
 
 
@@ -235,7 +234,7 @@ def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
             raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
     where = {k: f"{path}.{k}" if k in given else f"defaults.{k}" for k in merged}  # a default errs at its own key
     checked = {k: _check_param(v, params[k], where[k]) for k, v in merged.items()}
-    return Call(kind, plugin.name, checked, path, where)
+    return Call(plugin, checked, path, where)
 
 
 def _check_param(value: Any, param: Param, path: str) -> Any:
@@ -245,10 +244,16 @@ def _check_param(value: Any, param: Param, path: str) -> Any:
     return value
 
 
-def load_plugins(raw: Mapping[str, Any], base: Path) -> None:
-    """Load the files of a spec's `plugins:` list, relative to `base` (the spec's folder)."""
-    for index, file in enumerate(list_at(raw, "plugins", "plugins")):
-        _load_plugin(base / typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
+def load_plugins(
+    raw: Mapping[str, Any] | None = None, base: Path | None = None, command_line: Sequence[str | Path] = ()
+) -> None:
+    """The one way plugin files are loaded: the `command_line` ones (`--plugin`) first, then those
+    of the spec `raw`'s `plugins:` list, relative to `base` (the spec's folder). A file that fails
+    is a SpecError at the key that named it."""
+    for file in command_line:
+        _load_plugin(file, "--plugin")
+    for index, file in enumerate(list_at(raw or {}, "plugins", "plugins")):
+        _load_plugin((base or Path.cwd()) / typed(file, str, f"plugins[{index}]"), f"plugins[{index}]")
 
 
 def _load_plugin(file: str | Path, path: str) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.registry import REGISTRY, Plugin
+from sandbox.registry import Plugin
 
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
@@ -14,6 +14,10 @@ TOP_LEVEL_KEYS = (
     "name", "description", "input", "classes", "normalize", "defaults", "plugins",
     "stem", "stages", "head", "aux", "train", "data", "search",
 )  # fmt: skip
+PLUGIN_SLOTS: dict[str, Any] = {
+    "stem": "stem",
+    "stages": [{"downsample": "downsample", "modules": [{"branches": ["branch"]}]}],
+}  # where a spec's plugin calls are: a string is the kind of the call at that place, a list one item of a list
 WIDTH_KEYS = ("out", "reduce", "width", "channels")
 MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
 MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
@@ -23,15 +27,18 @@ MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
 class Call:
     """One plugin invocation: which plugin, with which parameters, from where in the YAML."""
 
-    kind: str
-    type: str
+    plugin: Plugin  # resolved once, when the spec is loaded
     params: dict[str, Any]
     path: str
     sources: dict[str, str]  # each param's own YAML key (`defaults.norm`, say)
 
     @property
-    def plugin(self) -> Plugin:
-        return REGISTRY.get(self.kind, self.type, f"{self.path}.type")
+    def kind(self) -> str:
+        return self.plugin.kind
+
+    @property
+    def type(self) -> str:
+        return self.plugin.name
 
     def blame(self, err: Exception) -> str:
         """The YAML key behind a build failure: the one whose text value the error quotes (timm's

@@ -25,6 +25,7 @@ from sandbox.train.config import Augment, TrainConfig, train_config
 from sandbox.train.loop import TrainingError, accuracy, resolve_device, train_run, uses_bf16
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from tests.idx import write_idx
+from tests.paths import SEARCH_SPACES
 
 TINY: dict[str, Any] = {
     "name": "tiny",
@@ -130,7 +131,7 @@ def test_bad_train_values_name_their_key(raw: dict[str, Any], path: str) -> None
 
 
 def test_shipped_baseline_is_a_30_mflop_inception_net_on_the_sample() -> None:
-    spec = load_spec(Path(__file__).resolve().parent.parent / "search_spaces" / "fmnist_baseline.yaml")
+    spec = load_spec(SEARCH_SPACES / "fmnist_baseline.yaml")
     assert 25e6 < count(spec).flops < 35e6
     assert spec.stem.type == "conv3x3" and 2 <= len(spec.stages) <= 3
     assert spec.data == {"dataset": "fashion-mnist-sample"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,8 +11,7 @@ from torch import nn
 
 from sandbox import SpecError, build, register_branch
 from sandbox.registry import REGISTRY
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.paths import REPO
 
 Spec = dict[str, Any]
 

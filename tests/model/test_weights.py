@@ -13,8 +13,7 @@ from torch import nn
 
 from sandbox import SandboxError, build, load_spec
 from sandbox.model.weights import torchvision_key
-
-SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+from tests.paths import SEARCH_SPACES
 
 GOOGLENET = SEARCH_SPACES / "googlenet.yaml"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,8 +12,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox import build
 from sandbox.model.flops import count
-
-SEARCH_SPACES = Path(__file__).resolve().parents[1] / "search_spaces"
+from tests.paths import SEARCH_SPACES
 
 Spec = dict[str, Any]
 

@@ -24,34 +24,10 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.idx import write_fashion_mnist
+from tests.search.spaces import tiny_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def tiny_space(**search: Any) -> dict[str, Any]:
-    """A space of small networks whose FLOPs range from about 0.3 to 3 MFLOPs."""
-    return {
-        "name": "tiny",
-        "input": {"channels": 1, "size": 28},
-        "stem": {"type": "conv3x3", "out": {"int": [4, 16], "step": 4}},
-        "stages": [
-            {
-                "modules": [
-                    {
-                        "branches": [
-                            {"type": "conv1x1", "out": {"choice": [4, 8]}},
-                            {"type": {"choice": ["conv3x3", "double3x3", "none"]}, "reduce": 4, "out": 8},
-                            {"type": "pool_proj", "out": 4},
-                        ]
-                    }
-                ]
-            },
-            {"downsample": {"type": "maxpool"}, "modules": [{"branches": [{"type": "conv1x1", "out": 16}]}]},
-        ],
-        "train": {"epochs": 1, "batch_size": 64},
-        "data": {"dataset": "fashion-mnist"},
-        "search": {"trials": 4, "seed": 0, **search},
-    }
+pytestmark = pytest.mark.slow  # subprocess searches: `pytest -m "not slow"` leaves them out
 
 
 @pytest.fixture(scope="module")
@@ -357,36 +333,6 @@ def test_report_writes_plots(finished_run, cli) -> None:
     for name in ("optimization_history", "accuracy_vs_flops", "intermediate_values"):
         png = run_dir / "plots" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_a_repeated_candidate_is_not_trained_again(tmp_path: Path) -> None:
-    from sandbox.search.config import search_config
-    from sandbox.search.objective import Objective
-    from sandbox.search.results import ranked
-    from sandbox.search.run import SearchRun
-    from sandbox.search.storage import open_study
-
-    space = tiny_space()
-    run = SearchRun(space, tmp_path, "tiny", search_config(space["search"]), tmp_path, f"sqlite:///{tmp_path}/s.db")
-    calls: list[int] = []
-
-    def fake_train(spec, **_: Any) -> dict[str, float]:
-        calls.append(1)
-        return {"val_accuracy": 0.5, "test_accuracy": 0.4, "seconds": 1.0, "train_images_per_second": 1.0, "seed": 0}
-
-    study = open_study(run)
-    params = {
-        "stem.out": 8,
-        "stages[0].modules[0].branches[0].out": 4,
-        "stages[0].modules[0].branches[1].type": "conv3x3",
-    }
-    study.enqueue_trial(params)
-    study.enqueue_trial(params)
-    study.optimize(Objective(run, "cpu", train=fake_train), n_trials=2)
-    first, second = study.trials
-    assert len(calls) == 1
-    assert second.user_attrs["duplicate_of"] == first.number and second.values == first.values
-    assert [t.number for t in ranked(study.trials)] == [first.number]  # listed once
 
 
 def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(copied_run: Path, data_dir: Path) -> None:

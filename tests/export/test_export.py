@@ -26,6 +26,7 @@ from sandbox.export.carry import LAYERS_STANDIN
 from sandbox.export.code import Imports
 from sandbox.export.layers import LayerWriter
 from sandbox.layers import conv_norm_act
+from tests.paths import REPO
 from tests.run_dirs import make_run_dir, make_search_dir, trained_like
 
 if TYPE_CHECKING:
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")
 
-REPO = Path(__file__).resolve().parents[1]
 NIN = REPO / "plugins" / "examples" / "nin.py"
 BLOCKED = ("sandbox", "plugins", "timm", "optuna", "yaml", "torchvision")
 
@@ -111,6 +111,7 @@ class Blocker(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Blocker())
 import torch
+from tests.paths import REPO
 
 results = {}
 for name, case in job["cases"].items():
@@ -182,6 +183,7 @@ def ruff(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ruff", *map(str, args)], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # one subprocess per exported network, each importing torch
 def test_exported_files_compute_the_sandbox_network_with_torch_alone(
     small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:

@@ -34,7 +34,6 @@ from torchvision.datasets import FashionMNIST
 from sandbox.model.builder import build
 from sandbox.model.flops import count
 from sandbox.spec.load import Spec, load_spec
-from sandbox.train.config import train_config
 from sandbox.train.data import sample_root
 from sandbox.train.loop import resolve_device, train_run
 
@@ -80,7 +79,7 @@ def repeated_root(source: Path, images: int, into: Path) -> Path:
 
 def tutorial(spec: Spec, root: Path, device: torch.device, epochs: int, workers: int) -> dict[str, float]:
     """The usual tutorial loop; returns the last epoch's images/s and the final test accuracy."""
-    config = train_config(spec.train)
+    config = spec.train
     torch.manual_seed(config.seed)
     model = build(spec, device=device)
     to_tensor = transforms.ToTensor()
@@ -133,10 +132,13 @@ def main() -> None:
     overrides: dict[str, Any] = {"batch_size": args.batch_size, "lr": args.lr, "precision": args.precision}
     if args.compile is not None:
         overrides["compile"] = True if args.compile == "true" else args.compile
-    raw = {**spec.raw, "train": {**spec.train, **{k: v for k, v in overrides.items() if v is not None}}}
+    raw = {
+        **spec.raw,
+        "train": {**(spec.raw.get("train") or {}), **{k: v for k, v in overrides.items() if v is not None}},
+    }
     spec = dataclasses.replace(spec, train=raw["train"], raw=raw, data={"dataset": "fashion-mnist"})
     flops = count(spec).flops
-    config = train_config(spec.train)
+    config = spec.train
 
     with tempfile.TemporaryDirectory() as scratch:
         root = sample_root()

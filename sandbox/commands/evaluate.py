@@ -20,13 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sandbox.train.data import CLASS_NAMES, data_config, load
+    from sandbox.train.data import CLASS_NAMES, load
     from sandbox.train.loop import predict, resolve_device
     from sandbox.train.rundir import load_run, read_metrics
 
     device = resolve_device(args.device)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
-    data = load(data_config(spec.data, data_dir=args.data_dir), device)
+    data = load(spec.data.with_overrides(root=args.data_dir), device)
     predicted = predict(model, data.test).cpu()
     labels = data.test.labels.cpu()
     total = torch.bincount(labels, minlength=len(CLASS_NAMES))

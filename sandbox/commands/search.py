@@ -38,8 +38,7 @@ def check_sections(space: dict) -> None:
     """Fail before any training on a bad `train:` or `data:` value, which every candidate shares
     (checked as the cheapest candidate carries them)."""
     from sandbox.space.primitives import lowest, sample
-    from sandbox.train.config import train_config
-    from sandbox.train.data import data_config
+    from sandbox.train.config import data_config, train_config
 
     concrete = sample({key: space[key] for key in ("train", "data") if key in space}, lowest)
     train_config(concrete.get("train") or {})

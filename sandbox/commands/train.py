@@ -26,7 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.train.config import train_config
     from sandbox.train.loop import train_run
     from sandbox.train.rundir import concrete_raw
 
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         data_dir=args.data_dir,
-        on_epoch=_print_epoch(train_config(spec.train).with_overrides(epochs=args.epochs).epochs),
+        on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),
     )
     dataset = metrics["dataset"]
     print(

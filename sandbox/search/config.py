@@ -2,35 +2,69 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import Any
-
-import optuna
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from sandbox.errors import SpecError
+from sandbox.spec.checks import Parse, at_least, parse_section, replace_checked
 
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
-PRUNERS = ("median", "hyperband", "none")
+if TYPE_CHECKING:  # Optuna is imported when a sampler is made, not when a spec is read
+    import optuna
+
 OBJECTIVES = {("accuracy",), ("accuracy", "flops")}
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
 _AMOUNT = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([KMG]?)\s*(FLOPS?)?\s*$", re.IGNORECASE)
+Count = Annotated[int, at_least(1)]
+
+
+def parse_flops(value: Any, path: str) -> int:
+    """`50M`, `1.5G`, `30000000` or `50 MFLOPs` → an integer number of FLOPs."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value):
+        return int(value)
+    match = _AMOUNT.match(str(value))
+    if not match or float(match[1]) <= 0:
+        raise SpecError(path, f"expected a FLOP count such as 50M, 1.5G or 30000000, got {value!r}")
+    return int(float(match[1]) * _SUFFIX[match[2].upper()])
+
+
+def _budget(value: Any, path: str) -> int:
+    """A FLOP count, or `{flops: COUNT}`."""
+    if isinstance(value, Mapping):
+        if set(value) != {"flops"}:
+            raise SpecError(path, "expected a FLOP count or {flops: COUNT}")
+        value = value["flops"]
+    return parse_flops(value, path)
+
+
+def _objective(value: Any, path: str) -> tuple[str, ...]:
+    objective = tuple(value) if isinstance(value, list) else (value,)
+    if objective not in OBJECTIVES:
+        raise SpecError(path, f"expected accuracy or [accuracy, flops], got {value!r}")
+    return objective
+
+
+def _spec_file(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(path, f"expected the path of a spec file, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    budget: int | None = None  # forward FLOPs per image; None = no budget
-    trials: int = 20
-    sampler: str = "tpe"
-    pruner: str = "median"
-    objective: tuple[str, ...] = ("accuracy",)
-    epochs: int | None = None  # per trial; None = the spec's train.epochs
-    seed: int = 0
-    workers: int = 1
-    population: int = 8  # NSGA-II generation size: small, so a short study sees several generations
-    reference: str | None = None  # a spec file the best candidate is compared with, trained the same way
-    reference_seeds: int = 1  # seeds both networks train with for that comparison
+    budget: Annotated[int, Parse(_budget)] | None = None  # forward FLOPs per image; None = no budget
+    trials: Count = 20
+    sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    objective: Annotated[tuple[str, ...], Parse(_objective)] = ("accuracy",)
+    epochs: Count | None = None  # per trial; None = the spec's train.epochs
+    seed: Annotated[int, at_least(0)] = 0
+    workers: Count = 1
+    population: Count = 8  # NSGA-II generation size: small, so a short study sees several generations
+    reference: Annotated[str, Parse(_spec_file)] | None = None  # a spec the best is compared with, trained alike
+    reference_seeds: Count = 1  # seeds both networks train with for that comparison
 
     @property
     def multi_objective(self) -> bool:
@@ -41,15 +75,12 @@ class SearchConfig:
         return ["maximize", "minimize"][: len(self.objective)]
 
     def with_overrides(self, **overrides: Any) -> SearchConfig:
-        """CLI flags override the spec; `None` means the flag was not given."""
-        given = {key: value for key, value in overrides.items() if value is not None}
-        if "budget" in given:
-            given["budget"] = parse_flops(given["budget"], "--budget")
-        for key in set(given) & set(_COUNTS):
-            given[key] = _count(given[key], key, f"--{key.replace('_', '-')}")
-        return replace(self, **given)
+        """CLI flags override the spec, checked like it; `None` means the flag was not given."""
+        return replace_checked(self, overrides, lambda key: f"--{key.replace('_', '-')}")
 
     def make_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
+        import optuna
+
         seed = self.seed + worker
         if self.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=self.workers > 1)
@@ -62,6 +93,8 @@ class SearchConfig:
         return optuna.samplers.RandomSampler(seed=seed)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
+        import optuna
+
         if self.pruner == "median" and not self.multi_objective:
             # n_min_trials: over-budget trials end COMPLETE without a curve, so Optuna's startup
             # count alone would let the first trained curve be "the median" of everything after it.
@@ -71,60 +104,9 @@ class SearchConfig:
         return optuna.pruners.NopPruner()
 
 
-_COUNTS = ("trials", "epochs", "seed", "workers", "population", "reference_seeds")
-
-
-def _count(value: Any, key: str, path: str) -> int:
-    """A whole number of trials, epochs, workers ...: at least 1 (a seed may be 0)."""
-    lowest = 0 if key == "seed" else 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-        kind = "a non-negative" if lowest == 0 else "a positive"
-        raise SpecError(path, f"expected {kind} integer, got {value!r}")
-    return value
-
-
-def parse_flops(value: Any, path: str) -> int:
-    """`50M`, `1.5G`, `30000000` or `50 MFLOPs` → an integer number of FLOPs."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return int(value)
-    match = _AMOUNT.match(str(value))
-    if not match or float(match[1]) <= 0:
-        raise SpecError(path, f"expected a FLOP count such as 50M, 1.5G or 30000000, got {value!r}")
-    return int(float(match[1]) * _SUFFIX[match[2].upper()])
-
-
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
-    """Validate a spec's `search:` mapping, naming the offending key."""
-    allowed = tuple(field.name for field in fields(SearchConfig))
-    for key in section:
-        if key not in allowed:
-            raise SpecError(f"search.{key}", f"unknown key (allowed here: {', '.join(allowed)})")
-    config = SearchConfig()
-    values: dict[str, Any] = {}
-    if "budget" in section:
-        budget = section["budget"]
-        if isinstance(budget, Mapping):
-            if set(budget) != {"flops"}:
-                raise SpecError("search.budget", "expected a FLOP count or {flops: COUNT}")
-            budget = budget["flops"]
-        values["budget"] = parse_flops(budget, "search.budget")
-    for key in set(section) & set(_COUNTS):
-        values[key] = _count(section[key], key, f"search.{key}")
-    for key, options in (("sampler", SAMPLERS), ("pruner", PRUNERS)):
-        if key in section:
-            if section[key] not in options:
-                raise SpecError(f"search.{key}", f"expected one of {', '.join(options)}, got {section[key]!r}")
-            values[key] = section[key]
-    if "reference" in section:
-        if not isinstance(section["reference"], str) or not section["reference"].strip():
-            raise SpecError("search.reference", f"expected the path of a spec file, got {section['reference']!r}")
-        values["reference"] = section["reference"]
-    if "reference_seeds" in section and "reference" not in section:
+    """A spec's `search:` mapping checked, naming the offending key."""
+    config = parse_section(SearchConfig, section, "search")
+    if "reference_seeds" in section and config.reference is None:
         raise SpecError("search.reference_seeds", "needs search.reference, the network to compare with")
-    if "objective" in section:
-        objective = section["objective"]
-        objective = tuple(objective) if isinstance(objective, list) else (objective,)
-        if objective not in OBJECTIVES:
-            raise SpecError("search.objective", f"expected accuracy or [accuracy, flops], got {section['objective']!r}")
-        values["objective"] = objective
-    return replace(config, **values)
+    return config

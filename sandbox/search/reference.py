@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial
 from sandbox.errors import SandboxError, SpecError
 from sandbox.space.primitives import primitives
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
-from sandbox.train.config import TrainConfig, train_config
+from sandbox.train.config import TrainConfig
 from sandbox.train.loop import train_run
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 
@@ -60,7 +60,7 @@ def reference_path(reference: str, base: Path) -> Path:
 def reference_spec(path: Path, best: Spec) -> Spec:
     """The reference network with the best candidate's training recipe and data."""
     raw = read_yaml(path)
-    raw.update(train=best.train, data=best.data)
+    raw.update(train=best.raw.get("train") or {}, data=best.raw.get("data") or {})
     return validate(raw, base=path.parent, source=path)
 
 
@@ -81,7 +81,7 @@ class ComparisonRuns:
 
     def recipe(self, spec: Spec, seed: int) -> TrainConfig:
         """How `spec` trains with `seed` in this comparison."""
-        return train_config(spec.train).with_overrides(epochs=self.epochs, seed=seed)
+        return spec.train.with_overrides(epochs=self.epochs, seed=seed)
 
     def train(self, spec: Spec, label: str, seed: int) -> dict[str, Any]:
         out_dir = self.run_dir / COMPARE_DIR / f"{label}-seed-{seed}"

@@ -1,22 +1,88 @@
-"""Small checks shared by every section of a spec; each error names the YAML key it is about."""
+"""The one validator of a spec: values checked against annotations, each error naming its YAML key.
+
+It checks a plugin's keys against its factory's signature, and the `train:`, `data:` and `search:`
+sections against their dataclasses (`parse_section`). An annotation may carry more than a type:
+`Annotated[float, Check(...)]` bounds a value, `Annotated[X, Parse(fn)]` reads one (a FLOP count
+written `50M`, a path). Floats must be finite everywhere: no key of a spec means anything at NaN
+or infinity.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import types
 import typing
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from sandbox.errors import SpecError
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A bound on a value beyond its type: `test(value)` must hold; `must` says what it must be."""
+
+    test: Callable[[Any], bool]
+    must: str
+
+
+@dataclass(frozen=True)
+class Parse:
+    """Reads a value that its type alone cannot check: `read(value, path)` returns it or raises a SpecError."""
+
+    read: Callable[[Any, str], Any]
+
+
+def at_least(low: float) -> Check:
+    return Check(lambda v: v >= low, f">= {low}")
+
+
+def above(low: float) -> Check:
+    return Check(lambda v: v > low, f"> {low}")
+
+
+def within(low: float, high: float, *, low_open: bool = False) -> Check:
+    """`[low, high)`, or `(low, high)` with `low_open`."""
+    return Check(
+        lambda v: (v > low if low_open else v >= low) and v < high, f"in {'(' if low_open else '['}{low}, {high})"
+    )
+
+
+def parse_section(cls: type[T], raw: Any, path: str) -> T:
+    """A dataclass from a spec mapping: every key a field, every value checked against its field's
+    annotation; unset fields keep their defaults."""
+    section = mapping(raw, path)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    allowed = [field.name for field in fields(cls)]  # type: ignore[arg-type]
+    for key in section:
+        if key not in allowed:
+            raise SpecError(f"{path}.{key_text(key)}", f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+    return cls(**{key: check_type(value, hints[key], f"{path}.{key}") for key, value in section.items()})
+
+
+def replace_checked(config: T, values: Mapping[str, Any], path_of: Callable[[str], str]) -> T:
+    """`config` with `values` (None: not given) put over it, each checked like the spec's at `path_of(key)`."""
+    hints = typing.get_type_hints(type(config), include_extras=True)
+    given = {key: check_type(value, hints[key], path_of(key)) for key, value in values.items() if value is not None}
+    return dataclasses.replace(config, **given)  # type: ignore[type-var]
+
 
 def check_type(value: Any, annotation: Any, path: str) -> Any:
-    """Check `value` against a factory annotation (int, float, bool, str, Literal, X | None, list[X])."""
+    """Check `value` against an annotation (int, float, bool, str, Literal, X | None, list[X], a
+    dataclass, or any of these Annotated with Check and Parse) and return it as that type."""
     if annotation in (inspect.Parameter.empty, Any):
         return value
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _annotated(value, args[0], args[1:], path)
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return parse_section(annotation, value, path)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -41,8 +107,19 @@ def check_type(value: Any, annotation: Any, path: str) -> Any:
     return value
 
 
+def _annotated(value: Any, base: Any, extras: tuple[Any, ...], path: str) -> Any:
+    parsers = [extra for extra in extras if isinstance(extra, Parse)]
+    value = parsers[0].read(value, path) if parsers else check_type(value, base, path)
+    for check in (extra for extra in extras if isinstance(extra, Check)):
+        if not check.test(value):
+            raise SpecError(path, f"must be {check.must}, got {value!r}")
+    return value
+
+
 def typed(value: Any, expected: type, path: str) -> Any:
     if expected is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise SpecError(path, f"must be a finite number, got {value}")
         return float(value)
     if expected is int and isinstance(value, bool):
         raise SpecError(path, f"expected an integer, got {value!r}")

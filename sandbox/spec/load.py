@@ -16,6 +16,7 @@ import yaml
 
 from sandbox.errors import PluginError, SpecError
 from sandbox.registry import REGISTRY, Param
+from sandbox.search.config import search_config
 from sandbox.spec.checks import (
     check_keys,
     check_type,
@@ -40,6 +41,7 @@ from sandbox.spec.schema import (
     Spec,
     StageSpec,
 )
+from sandbox.train.config import data_config, train_config
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -121,9 +123,9 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
         stages=stages,
         dropout=probability(head.get("dropout", 0.2), "head.dropout"),
         aux=aux,
-        train=dict(mapping(raw.get("train", {}), "train")),
-        data=dict(mapping(raw.get("data", {}), "data")),
-        search=dict(mapping(raw.get("search", {}), "search")),
+        train=train_config(raw.get("train") or {}),
+        data=data_config(raw.get("data") or {}),
+        search=search_config(raw.get("search") or {}),
         raw=dict(raw),
         source=source,
     )

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.registry import Plugin
+from sandbox.search.config import SearchConfig
+from sandbox.train.config import DataConfig, TrainConfig
 
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)
@@ -92,9 +94,9 @@ class Spec:
     stages: tuple[StageSpec, ...]
     dropout: float
     aux: tuple[AuxSpec, ...]
-    train: dict[str, Any] = field(default_factory=dict)
-    data: dict[str, Any] = field(default_factory=dict)
-    search: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = TrainConfig()
+    data: DataConfig = DataConfig()
+    search: SearchConfig = SearchConfig()
     raw: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 

@@ -13,7 +13,6 @@ import gzip
 import hashlib
 import os
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,42 +23,12 @@ from torch import Tensor
 from torchvision.datasets import FashionMNIST
 
 from sandbox.errors import SandboxError, SpecError
+from sandbox.train.config import SAMPLE, DataConfig
 
-FULL = "fashion-mnist"
-SAMPLE = "fashion-mnist-sample"
-DATASETS = (FULL, SAMPLE)
 CLASS_NAMES = tuple(FashionMNIST.classes)
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 SPLIT_SEED = 20140917  # fixed: the validation split never depends on the training seed
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """The spec's `data:` section: which dataset, where its files are, how much of train is validation."""
-
-    dataset: str = FULL
-    root: Path | None = None
-    val_fraction: float = 0.1
-
-
-def data_config(raw: Mapping[str, Any], *, data_dir: Path | None = None) -> DataConfig:
-    """Validate a `data:` mapping (errors name `data.<key>`); `data_dir` (--data-dir) overrides `root`."""
-    allowed = ("dataset", "root", "val_fraction")
-    for key in raw:
-        if key not in allowed:
-            raise SpecError(f"data.{key}", f"unknown key (allowed here: {', '.join(allowed)})")
-    dataset = raw.get("dataset", FULL)
-    if dataset not in DATASETS:
-        raise SpecError("data.dataset", f"unknown dataset {dataset!r} (known: {', '.join(DATASETS)})")
-    root = raw.get("root")
-    if root is not None and not isinstance(root, str):
-        raise SpecError("data.root", f"expected a directory path, got {root!r}")
-    fraction = raw.get("val_fraction", 0.1)
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
-        raise SpecError("data.val_fraction", f"expected a number between 0 and 1 (exclusive), got {fraction!r}")
-    root_path = data_dir if data_dir is not None else (Path(root) if root else None)
-    return DataConfig(dataset, root_path.expanduser().resolve() if root_path else None, float(fraction))
 
 
 @dataclass(frozen=True)

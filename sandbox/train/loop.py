@@ -36,8 +36,8 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.model.builder import build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.spec.load import Spec
-from sandbox.train.config import TrainConfig, train_config
-from sandbox.train.data import Data, Split, augment, data_config, load, to_float
+from sandbox.train.config import TrainConfig
+from sandbox.train.data import Data, Split, augment, load, to_float
 from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
 EVAL_BATCH = 1024
@@ -93,8 +93,8 @@ def train_run(
     `optuna.TrialPruned`) ends the run before any weights or metrics are written.
     """
     started = time.perf_counter()
-    config = train_config(spec.train).with_overrides(epochs=epochs, seed=seed)
-    data_cfg = data_config(spec.data, data_dir=data_dir)
+    config = spec.train.with_overrides(epochs=epochs, seed=seed)
+    data_cfg = spec.data.with_overrides(root=data_dir)
     dev = resolve_device(device)
     if out_dir is not None:
         out_dir = prepare(Path(out_dir))

@@ -216,7 +216,12 @@ def test_plugin_paths_are_relative_to_the_spec_file(
     assert load_spec(file).stages[0].modules[0].branches[0].plugin.source == str((tmp_path / "plugin.py").resolve())
 
 
-def test_other_sections_are_kept_for_their_readers(small_spec: Callable[[], Spec]) -> None:
-    sections = {"train": {"epochs": 3, "lr": 0.1}, "data": {"root": "x"}, "search": {"trials": 4}}
+def test_other_sections_are_parsed_once_at_load(small_spec: Callable[[], Spec]) -> None:
+    sections = {"train": {"epochs": 3, "lr": 1}, "data": {"root": "x"}, "search": {"trials": 4}}
     spec = load_spec(small_spec() | sections)
-    assert (spec.train, spec.data, spec.search) == (sections["train"], sections["data"], sections["search"])
+    assert (spec.train.epochs, spec.train.lr, spec.train.batch_size) == (3, 1.0, 128)
+    assert isinstance(spec.train.lr, float)
+    assert spec.data.root == Path("x").resolve() and spec.search.trials == 4
+    with pytest.raises(SpecError) as err:
+        load_spec(small_spec() | {"train": {"lr": float("nan")}})
+    assert err.value.path == "train.lr"

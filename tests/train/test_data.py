@@ -9,11 +9,9 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from sandbox.errors import SandboxError, SpecError
+from sandbox.train.config import SAMPLE, DataConfig, data_config
 from sandbox.train.data import (
-    SAMPLE,
-    DataConfig,
     augment,
-    data_config,
     find_full,
     load,
     sample_root,

@@ -35,7 +35,8 @@ from sandbox.model.builder import build
 from sandbox.model.flops import count
 from sandbox.spec.load import Spec, load_spec
 from sandbox.train.data import sample_root
-from sandbox.train.loop import resolve_device, train_run
+from sandbox.train.device import resolve_device
+from sandbox.train.loop import train_run
 
 REPO = Path(__file__).resolve().parent.parent
 

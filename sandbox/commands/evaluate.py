@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sandbox.commands import add_plugin_option
+from sandbox.commands import add_device_options, add_plugin_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="re-measure a run's test accuracy, with a per-class table")
     parser.add_argument("run_dir", type=Path, help="a run directory written by `train`")
     parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_options(parser)
     add_plugin_option(parser)
     parser.set_defaults(run=run)
 
@@ -21,10 +21,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sandbox.train.data import CLASS_NAMES, load
-    from sandbox.train.loop import predict, resolve_device
+    from sandbox.train.device import resolve_device, set_cpu_threads
+    from sandbox.train.loop import predict
     from sandbox.train.rundir import load_run, read_metrics
 
     device = resolve_device(args.device)
+    set_cpu_threads(args.threads)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
     data = load(spec.data.with_overrides(root=args.data_dir), device)
     predicted = predict(model, data.test).cpu()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox.commands import add_plugin_option
+from sandbox.commands import add_device_options, add_plugin_option
 
 if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it runs, so --help stays fast
     import optuna
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--reference-seeds", type=int, help="seeds the best and search.reference each train with to compare"
     )
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="training device")
+    add_device_options(parser)
     add_plugin_option(parser)
     parser.set_defaults(run=run)
 
@@ -54,7 +54,9 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.space.bounds import no_valid_candidate, smallest_flops
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
+    from sandbox.train.device import resolve_device, set_cpu_threads
 
+    device = str(resolve_device(args.device))  # before anything loads or trains: a missing GPU is one line
     spec_path = Path(args.spec)
     space = read_yaml(spec_path)
     base = spec_path.resolve().parent
@@ -70,6 +72,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
     check_sections(space)
+    set_cpu_threads(args.threads, config.workers)  # this process is worker 0; a bad --threads fails here
     smallest = smallest_flops(space, base)  # also proves, before any training, that some candidate builds
     if smallest is None:
         raise no_valid_candidate(space, base)
@@ -86,7 +89,9 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     run_dir = (args.out or Path("runs") / name).resolve()
     storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
     plugins = tuple(Path(file).resolve() for file in args.plugin)
-    return SearchRun(space, base, name, config, run_dir, storage, args.device, args.data_dir, plugins, reference)
+    return SearchRun(
+        space, base, name, config, run_dir, storage, device, args.data_dir, plugins, reference, args.threads
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox.commands import add_plugin_option
+from sandbox.commands import add_device_options, add_plugin_option
 from sandbox.spec.load import load_spec
 
 
@@ -20,15 +20,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<date>-<time>)")
     parser.add_argument("--seed", type=int, help="override train.seed")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: auto)")
+    add_device_options(parser)
     add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import train_run
     from sandbox.train.rundir import concrete_raw
 
+    device = str(resolve_device(args.device))
+    set_cpu_threads(args.threads)
     spec = load_spec(args.spec, plugin_files=args.plugin)
     # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
     spec = dataclasses.replace(spec, raw=concrete_raw(spec, args.plugin))
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         spec,
         out_dir=out,
         epochs=args.epochs,
-        device=args.device,
+        device=device,
         seed=args.seed,
         data_dir=args.data_dir,
         on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),

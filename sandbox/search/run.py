@@ -33,6 +33,7 @@ class SearchRun:
     data_dir: Path | None = None
     plugin_files: tuple[Path, ...] = ()  # from --plugin, absolute
     reference: Path | None = None  # search.reference, resolved and checked before any training
+    threads: int | None = None  # --threads: CPU threads per worker; None = each worker's share of the cores
 
     def trial_dir(self, number: int) -> Path:
         return self.run_dir / "trials" / f"{number:04d}"

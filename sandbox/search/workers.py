@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 
 import optuna
 import torch
@@ -13,12 +12,13 @@ from sandbox.search.objective import Objective
 from sandbox.search.run import FINISHED, SearchRun
 from sandbox.search.storage import finished_count, open_study
 from sandbox.spec.load import load_plugins
+from sandbox.train.device import set_cpu_threads
 
 
 def worker_device(requested: str, worker: int) -> str:
-    """Spread workers over the GPUs round-robin; several per GPU when there are more workers."""
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    """A worker's device: `cuda` (no index) spreads workers over the GPUs round-robin, several per
+    GPU when there are more workers; `cpu` and `cuda:N` are used as given. `requested` was resolved
+    and checked before any worker started (`sandbox.train.device.resolve_device`)."""
     if requested == "cuda" and torch.cuda.device_count() > 1:
         return f"cuda:{worker % torch.cuda.device_count()}"
     return requested
@@ -31,10 +31,11 @@ def run_worker(run: SearchRun, worker: int = 0) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     load_plugins(run.space, run.base, run.plugin_files)  # a spawned worker starts with only the built-ins
     device = worker_device(run.device, worker)
-    if device == "cpu" and run.config.workers > 1:
-        # Workers share the cores: OpenMP threads spinning against each other made small
-        # networks 10-30x slower, so each worker gets its share of the cores.
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // run.config.workers))
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)  # so kernels, caches and cuDNN state are this worker's GPU's, not cuda:0's
+    # Workers share the cores: OpenMP threads spinning against each other made small networks
+    # 10-30x slower, so each worker gets its share of the cores.
+    set_cpu_threads(run.threads, run.config.workers)
     study = open_study(run, worker)
     if finished_count(study) >= run.config.trials:
         return

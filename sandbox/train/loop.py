@@ -38,6 +38,7 @@ from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.spec.load import Spec
 from sandbox.train.config import TrainConfig
 from sandbox.train.data import Data, Split, augment, load, to_float
+from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
 EVAL_BATCH = 1024
@@ -46,34 +47,6 @@ EpochHook = Callable[[int, dict[str, Any]], None]
 
 class TrainingError(SandboxError):
     """A run that cannot go on (non-finite loss, out of memory); a search marks the trial failed."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' is the GPU when there is one; asking for CUDA without one is a user error."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise SandboxError(f"unknown device {name!r} (use cpu, cuda, cuda:N or auto)") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SandboxError(f"device {name!r} asked for, but this machine has no CUDA GPU (use --device cpu)")
-    if device.type not in ("cpu", "cuda"):
-        raise SandboxError(f"unsupported device {name!r} (use cpu, cuda, cuda:N or auto)")
-    return device
-
-
-def uses_bf16(precision: str, device: torch.device) -> bool:
-    """bf16 autocast where it pays: CUDA GPUs with bf16, and CPUs with AMX tiles.
-
-    CPUs with AVX-512-BF16 but no AMX are left in fp32: on such a 2-core Xeon, bf16 convolutions
-    ran about 2x slower than fp32 ones and a whole training step was no faster (bench/README.md).
-    """
-    if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def train_run(
@@ -137,6 +110,7 @@ def train_run(
         "device": str(dev),
         "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "train_precision": "bf16" if bf16 else "fp32",
+        "threads": torch.get_num_threads(),
         "seed": config.seed,
         "seconds": time.perf_counter() - started,
         "dataset": data.counts(),

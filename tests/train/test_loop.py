@@ -22,7 +22,8 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.model.flops import count
 from sandbox.spec.load import load_spec
 from sandbox.train.config import Augment, DataConfig, TrainConfig, train_config
-from sandbox.train.loop import TrainingError, accuracy, resolve_device, train_run, uses_bf16
+from sandbox.train.device import resolve_device, uses_bf16
+from sandbox.train.loop import TrainingError, accuracy, train_run
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from tests.idx import write_idx
 from tests.paths import SEARCH_SPACES
@@ -275,11 +276,16 @@ def test_train_and_evaluate_commands(
     raw["train"] = {**raw.get("train", {}), "precision": precision}
     spec = write_spec(tmp_path, raw)
     out = tmp_path / "run"
-    assert main(["train", str(spec), "--out", str(out), "--epochs", "1", "--device", "cpu", "--seed", "3"]) == 0
+    threads = torch.get_num_threads()
+    try:
+        args = ["--out", str(out), "--epochs", "1", "--device", "cpu", "--seed", "3", "--threads", "1"]
+        assert main(["train", str(spec), *args]) == 0
+    finally:
+        torch.set_num_threads(threads)
     printed = capsys.readouterr().out
     assert "epoch 1/1: loss" in printed and "test accuracy" in printed
     metrics = json.loads((out / METRICS_FILE).read_text())
-    assert metrics["epochs"] == 1 and metrics["seed"] == 3
+    assert metrics["epochs"] == 1 and metrics["seed"] == 3 and metrics["threads"] == 1
     assert metrics["train_precision"] == precision and metrics["eval_precision"] == "fp32"
     assert main(["evaluate", str(out), "--device", "cpu"]) == 0
     table = capsys.readouterr().out

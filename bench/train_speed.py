@@ -1,7 +1,7 @@
 """Training speed: the loop a tutorial writes against the sandbox trainer, on the same network.
 
 (a) tutorial: a DataLoader over torchvision's FashionMNIST with per-sample ToTensor, two workers,
-    fp32, NCHW, torch.optim.SGD; (b) the sandbox: `sandbox.train.train_run` (whole dataset on the
+    fp32, NCHW, torch.optim.SGD; (b) the sandbox: `sandbox.train.loop.train_run` (whole dataset on the
     device, batches as slices, on-device augmentation, channels_last, bf16 where it pays).
 Both train the spec's network with the same batch size, learning rate and number of epochs; the
 figures are those of the last epoch (warm: compilation and first-touch costs are in the first).

@@ -60,7 +60,7 @@ class Objective:
     """Sample, count, skip if over budget, train with pruning; record everything on the trial."""
 
     def __init__(self, run: SearchRun, device: str, train: Callable[..., Mapping[str, Any]] | None = None) -> None:
-        """`train` (default `sandbox.train.train_run`) is replaceable so benchmarks of the samplers
+        """`train` (default `sandbox.train.loop.train_run`) is replaceable so benchmarks of the samplers
         can score candidates without training them."""
         self.run = run
         self.device = device

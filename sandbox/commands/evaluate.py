@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     set_cpu_threads(args.threads)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
     data = load(spec.data.with_overrides(root=args.data_dir), device)
-    predicted = predict(model, data.test).cpu()
+    predicted = predict(model, data.test, batch=spec.train.batch_size).cpu()  # as the run measured it
     labels = data.test.labels.cpu()
     total = torch.bincount(labels, minlength=len(CLASS_NAMES))
     correct = torch.bincount(labels[predicted == labels], minlength=len(CLASS_NAMES))

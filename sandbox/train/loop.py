@@ -3,7 +3,7 @@
 Precision: bf16 autocast (where `uses_bf16` says it pays) is for the training steps and the per-epoch
 validation scores in `history` only, and metrics.json says so in `train_precision`. The final
 `val_accuracy` and `test_accuracy` are measured the way `evaluate` and the exported file run the
-network: fp32, eval mode, NCHW, batches of EVAL_BATCH. So `evaluate` reproduces them exactly.
+network: fp32, eval mode, NCHW, in batches of `train.batch_size`. So `evaluate` reproduces them exactly.
 
 `train_run` is what `sandbox train` and the search call. The data never leaves the device: an
 epoch is one permutation, one batched augmentation, then slices. The loss is read back once per
@@ -17,9 +17,11 @@ augmentation come from seeded generators and do not vary.
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -41,7 +43,6 @@ from sandbox.train.data import Data, Split, augment, load, to_float
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
-EVAL_BATCH = 1024
 EpochHook = Callable[[int, dict[str, Any]], None]
 
 
@@ -67,11 +68,45 @@ def train_run(
     """
     started = time.perf_counter()
     config = spec.train.with_overrides(epochs=epochs, seed=seed)
-    data_cfg = spec.data.with_overrides(root=data_dir)
     dev = resolve_device(device)
+    try:
+        return _run(spec, config, dev, out_dir, data_dir, on_epoch, progress, started)
+    except torch.OutOfMemoryError as err:
+        traceback.clear_frames(err.__traceback__)  # they hold the model, its gradients and activations
+        raise TrainingError(
+            f"out of memory on {dev} with batch_size {config.batch_size}: "
+            "lower train.batch_size or use a smaller network"
+        ) from err
+    except BaseException as err:  # a pruned or failed trial: its traceback must not keep the model alive
+        traceback.clear_frames(err.__traceback__)
+        raise
+    finally:
+        release(dev, compiled=config.compile is not False)
+
+
+def release(device: torch.device, *, compiled: bool) -> None:
+    """Give back what a finished run held, so the next trial in this worker starts from nothing:
+    unreachable model and optimizer cycles, the CUDA caching allocator's blocks, compiled graphs."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    if compiled:
+        torch._dynamo.reset()  # else every trial's graphs stay cached and count against the recompile limit
+
+
+def _run(
+    spec: Spec,
+    config: TrainConfig,
+    dev: torch.device,
+    out_dir: Path | None,
+    data_dir: Path | None,
+    on_epoch: EpochHook | None,
+    progress: bool | None,
+    started: float,
+) -> dict[str, Any]:
     if out_dir is not None:
         out_dir = prepare(Path(out_dir))
-    data = load(data_cfg, dev)
+    data = load(spec.data.with_overrides(root=data_dir), dev)
     _check_fits(spec, data)
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
@@ -84,18 +119,10 @@ def train_run(
         model = model.to(memory_format=torch.channels_last)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    try:
-        history = _fit(model, data, config, dev, bf16, on_epoch, sys.stderr.isatty() if progress is None else progress)
-        model = model.to(memory_format=torch.contiguous_format)  # from here on, as `evaluate` and the export run it
-        val_accuracy = accuracy(model, data.val)
-        test_accuracy = accuracy(model, data.test)
-    except torch.OutOfMemoryError as err:
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-        raise TrainingError(
-            f"out of memory on {dev} with batch_size {config.batch_size}: "
-            "lower train.batch_size or use a smaller network"
-        ) from err
+    history = _fit(model, data, config, dev, bf16, on_epoch, sys.stderr.isatty() if progress is None else progress)
+    model = model.to(memory_format=torch.contiguous_format)  # from here on, as `evaluate` and the export run it
+    val_accuracy = accuracy(model, data.val, batch=config.batch_size)
+    test_accuracy = accuracy(model, data.test, batch=config.batch_size)
     timed = history[1:] or history  # the first epoch includes warm-up (and compilation)
     metrics = {
         "name": spec.name,
@@ -218,7 +245,7 @@ def _fit(
         record = {
             "epoch": epoch + 1,
             "loss": mean_loss,
-            "val_accuracy": accuracy(model, data.val, bf16=bf16, channels_last=config.channels_last),
+            "val_accuracy": accuracy(model, data.val, batch=batch, bf16=bf16, channels_last=config.channels_last),
             "lr": optimizer.param_groups[0]["lr"],
             "images_per_second": steps * batch / seconds,
             "images": steps * batch,
@@ -236,17 +263,26 @@ def _synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, *, bf16: bool = False, channels_last: bool = False) -> Tensor:
-    """Predicted classes for a whole split, in eval mode (the model is left in eval mode)."""
+def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, channels_last: bool = False) -> Tensor:
+    """Predicted classes for a whole split, in eval mode (the model is left in eval mode).
+
+    Every forward pass has the training batch's shape, the last one padded with blank images:
+    cuDNN then autotunes no new shapes (one per evaluation size and remainder), and `evaluate`,
+    which predicts with the spec's batch size too, runs the very same kernels as training did.
+    """
     model.eval()
-    device = split.images.device
     outputs = []
-    for start in range(0, len(split), EVAL_BATCH):
-        x = to_float(split.images[start : start + EVAL_BATCH], channels_last=channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            outputs.append(model(x).argmax(1))
+    for start in range(0, len(split), batch):
+        images = split.images[start : start + batch]
+        short = batch - len(images)
+        if short:
+            images = torch.cat([images, images.new_zeros((short, *images.shape[1:]))])
+        x = to_float(images, channels_last=channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            outputs.append(model(x).argmax(1)[: batch - short])
     return torch.cat(outputs)
 
 
-def accuracy(model: nn.Module, split: Split, *, bf16: bool = False, channels_last: bool = False) -> float:
-    return (predict(model, split, bf16=bf16, channels_last=channels_last) == split.labels).float().mean().item()
+def accuracy(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, channels_last: bool = False) -> float:
+    predicted = predict(model, split, batch=batch, bf16=bf16, channels_last=channels_last)
+    return (predicted == split.labels).float().mean().item()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,7 @@ def test_train_run_writes_a_complete_run_directory(synthetic: Path, tmp_path: Pa
     from sandbox.train.data import load
 
     data = load(spec.data, "cpu")
-    assert accuracy(model, data.test) == metrics["test_accuracy"]  # measured alike: fp32, eval, NCHW
+    assert accuracy(model, data.test, batch=spec.train.batch_size) == metrics["test_accuracy"]  # fp32, eval, NCHW
 
 
 def test_same_seed_same_metrics_other_seed_other_metrics(synthetic: Path) -> None:
@@ -243,6 +244,61 @@ def test_out_of_memory_is_reported_as_such(synthetic: Path, tmp_path: Path, monk
     with pytest.raises(TrainingError, match="out of memory on cpu with batch_size 32: lower train.batch_size"):
         run(tiny(synthetic), out_dir=tmp_path / "run")
     assert not (tmp_path / "run" / METRICS_FILE).exists()
+
+
+class Stopped(Exception):
+    """What a search's pruner raises from the epoch hook."""
+
+
+@pytest.mark.parametrize("ending", ["out of memory", "pruned", "finished"])
+def test_a_run_gives_its_memory_back_once_nothing_holds_the_model(
+    synthetic: Path, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """After a trial, pruned or out of memory included, the model is unreachable when the cache is emptied:
+    an exception's traceback would otherwise keep it (and on a GPU, its memory) until the next trial."""
+    built: list[weakref.ref] = []
+    real_build = sandbox.train.loop.build
+
+    def build(*args: Any, **kwargs: Any) -> torch.nn.Module:
+        model = real_build(*args, **kwargs)
+        built.append(weakref.ref(model))
+        return model
+
+    released: list[bool] = []
+    real_release = sandbox.train.loop.release
+
+    def release(device: torch.device, *, compiled: bool) -> None:
+        real_release(device, compiled=compiled)
+        released.append(all(ref() is None for ref in built))
+
+    def hook(epoch: int, record: dict[str, Any]) -> None:
+        if ending == "pruned":
+            raise Stopped
+        if ending == "out of memory":
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    monkeypatch.setattr(sandbox.train.loop, "build", build)
+    monkeypatch.setattr(sandbox.train.loop, "release", release)
+    expected = {"pruned": Stopped, "out of memory": TrainingError}.get(ending)
+    if expected is None:
+        run(tiny(synthetic, epochs=1), on_epoch=hook)
+    else:
+        with pytest.raises(expected):
+            run(tiny(synthetic, epochs=1), on_epoch=hook)
+    assert built and released == [True]
+
+
+def test_evaluation_pads_the_last_batch_to_the_training_shape(synthetic: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = load_spec(tiny(synthetic))
+    model = sandbox.train.loop.build(spec, device="cpu").eval()
+    from sandbox.train.data import load
+
+    split = load(spec.data, "cpu").test  # 100 images
+    shapes: list[int] = []
+    model.register_forward_pre_hook(lambda module, inputs: shapes.append(inputs[0].shape[0]))
+    predicted = sandbox.train.loop.predict(model, split, batch=32)
+    assert shapes == [32, 32, 32, 32] and predicted.shape == (100,)
+    assert torch.equal(predicted, sandbox.train.loop.predict(model, split, batch=100))  # padding changes nothing
 
 
 @pytest.mark.parametrize("device", ["gpu", "mps", "cuda:x"])
@@ -347,6 +403,7 @@ def test_one_short_epoch_on_the_bundled_sample(tmp_path: Path) -> None:
 def test_cuda_bf16_training(synthetic: Path) -> None:
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    metrics = train_run(load_spec(tiny(synthetic, epochs=3, lr=0.1)), device="cuda", progress=False)
+    # 20 epochs: on the CPU, seeds 0-3 of this spec reach 1.00 test accuracy (3 epochs gave 0.50 to 0.75).
+    metrics = train_run(load_spec(tiny(synthetic, epochs=20, lr=0.1)), device="cuda", progress=False)
     assert metrics["train_precision"] == "bf16" and metrics["device"].startswith("cuda")
-    assert metrics["test_accuracy"] > 0.5
+    assert metrics["test_accuracy"] > 0.9

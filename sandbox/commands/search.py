@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it ru
     from optuna.trial import FrozenTrial
 
     from sandbox.search.run import SearchRun
+    from sandbox.train.config import DataConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,15 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run)
 
 
-def check_sections(space: dict) -> None:
+def check_sections(space: dict, data_dir: Path | None) -> DataConfig:
     """Fail before any training on a bad `train:` or `data:` value, which every candidate shares
-    (checked as the cheapest candidate carries them)."""
+    (checked as the cheapest candidate carries them); the `data:` section as that candidate reads it."""
     from sandbox.space.primitives import lowest, sample
     from sandbox.train.config import data_config, train_config
 
     concrete = sample({key: space[key] for key in ("train", "data") if key in space}, lowest)
     train_config(concrete.get("train") or {})
-    data_config(concrete.get("data") or {})
+    return data_config(concrete.get("data") or {}, data_dir=data_dir)
 
 
 def prepare(args: argparse.Namespace) -> SearchRun:
@@ -54,6 +55,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.space.bounds import no_valid_candidate, smallest_flops
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
+    from sandbox.train.data import fetch
     from sandbox.train.device import resolve_device, set_cpu_threads
 
     device = str(resolve_device(args.device))  # before anything loads or trains: a missing GPU is one line
@@ -71,7 +73,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     )
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
-    check_sections(space)
+    fetch(check_sections(space, args.data_dir))  # once, here: workers must not all download it at once
     set_cpu_threads(args.threads, config.workers)  # this process is worker 0; a bad --threads fails here
     smallest = smallest_flops(space, base)  # also proves, before any training, that some candidate builds
     if smallest is None:

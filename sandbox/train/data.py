@@ -54,10 +54,17 @@ class Data:
         return {"name": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
+def fetch(config: DataConfig) -> Path:
+    """The root of the dataset's files on disk, unpacked or downloaded first if they are not there.
+
+    A search calls it once in the parent before any worker starts, so that workers never download
+    into the same folder at once."""
+    return sample_root() if config.dataset == SAMPLE else find_full(config.root)
+
+
 def load(config: DataConfig, device: torch.device | str) -> Data:
     """The dataset on `device`, split into train/val/test; cached, so repeated runs load it once."""
-    root = sample_root() if config.dataset == SAMPLE else find_full(config.root)
-    return _load(config.dataset, root, torch.device(device), config.val_fraction)
+    return _load(config.dataset, fetch(config), torch.device(device), config.val_fraction)
 
 
 @functools.lru_cache(maxsize=4)

@@ -9,6 +9,7 @@ as a table (one line per branch with its widths, a comment naming the spec's plu
 
 from __future__ import annotations
 
+import inspect
 import sys
 import textwrap
 import types
@@ -22,6 +23,7 @@ from sandbox.export.carry import LAYERS_STANDIN, Carrier
 from sandbox.export.code import LINE_LENGTH, Code, Imports, call, listing, literal, render
 from sandbox.export.layers import LayerWriter, timm_layer_without_twin
 from sandbox.export.source import Exportable
+from sandbox.model.blocks import EXPORTED
 from sandbox.model.builder import InceptionNet
 from sandbox.model.flops import Counts, count, format_table
 from sandbox.spec.load import Call, Spec
@@ -33,46 +35,7 @@ RESERVED = {
     "Head", "InceptionNet", "build", "load", "predict", "NO_NORM", "ACTIVATIONS", "conv_norm_act",
 }  # fmt: skip
 
-SKELETON = '''
-class Inception(nn.Module):
-    """The Inception module: branches side by side on the same input, concatenated on channels."""
-
-    def __init__(self, *branches: nn.Module) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-class Stage(nn.Module):
-    """An optional downsample, then Inception modules in sequence."""
-
-    def __init__(self, blocks: list[Inception], downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.downsample = downsample if downsample is not None else nn.Identity()
-        self.blocks = nn.ModuleList(blocks)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.downsample(x)
-        for block in self.blocks:
-            x = block(x)
-        return x
-
-
-class Head(nn.Module):
-    """Global average pool, dropout, linear classifier."""
-
-    def __init__(self, channels: int, classes: int, dropout: float) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.dropout(self.pool(x).flatten(1)))
-
-
+NETWORK = '''
 class InceptionNet(nn.Module):
     """Stem, stages, head. Takes float images in [0, 1] and normalizes them itself with MEAN and STD."""
 
@@ -178,7 +141,8 @@ def python_source(exportable: Exportable, out: Path) -> str:
         header,
         *([LAYERS_STANDIN] if carrier.needs_layers else []),
         *classes,
-        SKELETON,
+        *(textwrap.dedent(inspect.getsource(block)).strip() for block in EXPORTED),
+        NETWORK,
         *carried,
         "\n".join(build),
         LOAD.replace("{missing}", "" if trained else MISSING_WEIGHTS),

@@ -17,30 +17,11 @@ from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, SpecError, describe
 from sandbox.layers import conv_norm_act
+from sandbox.model.blocks import Head, Inception, Stage
 from sandbox.spec.load import AuxSpec, Call, Spec, load_spec
 
 Shape = tuple[int, int, int]  # channels, height, width
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
-
-
-class InceptionModule(nn.Module):
-    """Branches side by side, concatenated on channels."""
-
-    def __init__(self, branches: list[nn.Module]) -> None:
-        super().__init__()
-        self.branches = nn.ModuleList(branches)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([branch(x) for branch in self.branches], dim=1)
-
-
-class Stage(nn.Module):
-    """An optional downsample, then Inception modules in sequence."""
-
-    def __init__(self, downsample: nn.Module | None, blocks: list[nn.Module]) -> None:
-        super().__init__()
-        self.downsample = downsample if downsample is not None else nn.Identity()
-        self.blocks = nn.ModuleList(blocks)
 
 
 class AuxHead(nn.Module):
@@ -61,19 +42,6 @@ class AuxHead(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv(self.pool(x)).flatten(1)
         return self.fc2(self.dropout(self.act(self.fc1(x))))
-
-
-class Head(nn.Module):
-    """Global average pool, dropout, linear classifier."""
-
-    def __init__(self, channels: int, classes: int, dropout: float) -> None:
-        super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(channels, classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc(self.dropout(self.pool(x).flatten(1)))
 
 
 class InceptionNet(nn.Module):
@@ -165,12 +133,12 @@ def _assemble(spec: Spec) -> InceptionNet:
                     )
                 branches.append(branch)
                 widths.append(out[0])
-            blocks.append(InceptionModule(branches))
+            blocks.append(Inception(*branches))
             shape = (sum(widths), shape[1], shape[2])
             if module_spec.name in taps:
                 aux = taps[module_spec.name]
                 aux_heads.append((s, b, _aux_head(aux, shape, spec), aux.weight))
-        stages.append(Stage(downsample, blocks))
+        stages.append(Stage(blocks, downsample))
     head = _checked("classes", "the classifier", lambda: Head(shape[0], spec.classes, spec.dropout))
     return InceptionNet(spec, stem, stages, head, aux_heads)
 

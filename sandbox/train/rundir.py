@@ -8,6 +8,7 @@ complete, nor a half-written file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -72,7 +73,19 @@ def write_weights(out_dir: Path, model: nn.Module) -> None:
 
 
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> None:
-    _atomic_write(out_dir / METRICS_FILE, lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
+    """metrics.json, strict JSON: a non-finite number (an images/s over zero seconds) is written as null."""
+    text = json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n"
+    _atomic_write(out_dir / METRICS_FILE, lambda p: p.write_text(text))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:

@@ -407,3 +407,12 @@ def test_cuda_bf16_training(synthetic: Path) -> None:
     metrics = train_run(load_spec(tiny(synthetic, epochs=20, lr=0.1)), device="cuda", progress=False)
     assert metrics["train_precision"] == "bf16" and metrics["device"].startswith("cuda")
     assert metrics["test_accuracy"] > 0.9
+
+
+def test_metrics_json_is_strict_json_even_with_a_non_finite_figure(tmp_path: Path) -> None:
+    from sandbox.train.rundir import write_metrics
+
+    write_metrics(tmp_path, {"images_per_second": float("inf"), "history": [{"loss": float("nan"), "epoch": 1}]})
+    text = (tmp_path / METRICS_FILE).read_text()
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert strict == {"images_per_second": None, "history": [{"loss": None, "epoch": 1}]}

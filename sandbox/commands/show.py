@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {dimension.path:<58} {dimension.describe()}")
         print(f"smallest candidate: {bounds.smallest / 1e6:,.2f} MFLOPs; largest: {bounds.largest / 1e6:,.2f} MFLOPs")
         if bounds.within_budget is not None:
+            assert config.budget is not None  # space_flops measures within_budget only against a budget
             print(
                 f"budget {config.budget / 1e6:,.2f} MFLOPs: {bounds.within_budget:.0%} of "
                 f"{bounds.samples} random candidates fit"

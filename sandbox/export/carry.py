@@ -232,7 +232,7 @@ def _defined(stmt: ast.stmt) -> list[str]:
 
 def _used(stmt: ast.stmt, decorators: set[str]) -> set[str]:
     """Names a statement refers to, leaving out the sandbox decorators that the copy drops."""
-    nodes = [stmt]
+    nodes: list[ast.AST] = [stmt]
     if isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
         kept = [d for d in stmt.decorator_list if not _is_registration(d, decorators)]
         nodes = [*kept, *(n for n in ast.iter_child_nodes(stmt) if n not in stmt.decorator_list)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 LINE_LENGTH = 120
@@ -40,7 +41,7 @@ def call(func: str, *args: Code | str, comment: str = "", **kwargs: Code | str) 
     return Code(f"{func}(", items, ")", comment)
 
 
-def listing(values: list[Code | str]) -> Code:
+def listing(values: Sequence[Code | str]) -> Code:
     return Code("[", [(None, v) for v in values], "]")
 
 

@@ -19,7 +19,8 @@ def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tu
         with Image.open(path) as opened:
             image = ImageOps.exif_transpose(opened).convert("RGBA")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
-        reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else err.strerror or err
+        strerror = err.strerror if isinstance(err, OSError) else None  # the other two have no strerror
+        reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else strerror or err
         raise SandboxError(f"{path}: not a readable image: {reason}") from err
     flat = Image.new("RGBA", image.size, "white")
     flat.alpha_composite(image)

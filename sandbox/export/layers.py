@@ -13,6 +13,7 @@ import inspect
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from timm.layers import BatchNormAct2d, ConvNormAct
@@ -31,7 +32,7 @@ TIMM_TWINS: dict[type, Callable[[nn.Module], nn.Module]] = {
     timm_act.GELUTanh: lambda m: nn.GELU(approximate="tanh"),
     timm_act.Sigmoid: lambda m: nn.Sigmoid(),
     timm_act.Tanh: lambda m: nn.Tanh(),
-    timm_act.PReLU: lambda m: nn.PReLU(m.num_parameters),
+    timm_act.PReLU: lambda m: nn.PReLU(cast(timm_act.PReLU, m).num_parameters),
 }
 
 
@@ -116,9 +117,9 @@ class LayerWriter:
     def translate(self, module: nn.Module) -> Code | None:
         """Constructor code building an equivalent module with the same state-dict keys, or None."""
         kind = type(module)
-        if kind is ConvNormAct:
+        if type(module) is ConvNormAct:
             return self._conv_norm_act(module)
-        if kind is nn.Sequential:
+        if type(module) is nn.Sequential:
             conv_act = self._conv_act(module) if list(dict(module.named_children())) == ["conv", "act"] else None
             return conv_act if conv_act is not None else self._sequential(module)
         if kind in TIMM_TWINS:
@@ -131,15 +132,17 @@ class LayerWriter:
 
     def _sequential(self, module: nn.Sequential) -> Code | None:
         children = dict(module.named_children())
-        parts = {name: self.translate(child) for name, child in children.items()}
-        if any(part is None for part in parts.values()):
+        translated = {name: self.translate(child) for name, child in children.items()}
+        parts = {name: part for name, part in translated.items() if part is not None}
+        if len(parts) < len(translated):
             return None
         if list(children) == [str(i) for i in range(len(children))]:
             return call("nn.Sequential", *parts.values())
         if not all(name.isidentifier() for name in children):
             return None
         self.imports.add("collections", "OrderedDict")
-        return call("nn.Sequential", call("OrderedDict", **parts))
+        # Any: mypy sees that a child named `comment` would bind call()'s own `comment: str`
+        return call("nn.Sequential", call("OrderedDict", **cast("dict[str, Any]", parts)))
 
     def _conv_norm_act(self, module: ConvNormAct) -> Code | None:
         bn = module.bn
@@ -153,8 +156,9 @@ class LayerWriter:
         return self.blocks[True].use(module.conv, {**knobs, "eps": repr(bn.eps)})
 
     def _conv_act(self, module: nn.Sequential) -> Code | None:
-        knobs = self._conv_knobs(module.conv, bias=True, act=module.act)
-        return None if knobs is None else self.blocks[False].use(module.conv, knobs)
+        conv, act = module.get_submodule("conv"), module.get_submodule("act")
+        knobs = self._conv_knobs(conv, bias=True, act=act)
+        return None if knobs is None else self.blocks[False].use(cast(nn.Conv2d, conv), knobs)  # _conv_knobs checked
 
     def _conv_knobs(self, conv: nn.Module, *, bias: bool, act: nn.Module) -> dict[str, str] | None:
         """The knobs of a square, symmetrically padded conv as code, or None if it is not one."""

@@ -13,7 +13,9 @@ import inspect
 import sys
 import textwrap
 import types
+from collections.abc import Iterable
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -23,7 +25,7 @@ from sandbox.export.carry import LAYERS_STANDIN, Carrier
 from sandbox.export.code import LINE_LENGTH, Code, Imports, call, listing, literal, render
 from sandbox.export.layers import LayerWriter, timm_layer_without_twin
 from sandbox.export.source import Exportable
-from sandbox.model.blocks import EXPORTED
+from sandbox.model.blocks import EXPORTED, Inception, Stage
 from sandbox.model.builder import InceptionNet
 from sandbox.model.flops import Counts, count, format_table
 from sandbox.spec.load import Call, Spec
@@ -195,7 +197,8 @@ def _network(
     channels, height, width = shapes["stem"]
     stem = part(model.stem, spec.stem, spec.channels, f"{_describe(spec.stem, spec)} → {channels}x{height}x{width}")
     stages = []
-    for s, (stage, stage_spec) in enumerate(zip(model.stages, spec.stages, strict=True)):
+    model_stages = cast("Iterable[Stage]", model.stages)  # nn.ModuleList is not generic
+    for s, (stage, stage_spec) in enumerate(zip(model_stages, spec.stages, strict=True)):
         items: dict[str, Code] = {}
         if stage_spec.downsample is not None:
             new = shapes[f"stage{s}.downsample"]
@@ -203,7 +206,7 @@ def _network(
             items["downsample"] = part(stage.downsample, stage_spec.downsample, channels, note)
             channels, height, width = new
         blocks = []
-        for block, module_spec in zip(stage.blocks, stage_spec.modules, strict=True):
+        for block, module_spec in zip(cast("Iterable[Inception]", stage.blocks), stage_spec.modules, strict=True):
             out = shapes[module_spec.name][0]
             branches = [
                 part(branch, branch_call, channels, _describe(branch_call, spec))

@@ -44,6 +44,7 @@ def resolve(
 ) -> Exportable:
     """The network a run directory or spec file describes, with the weights it names or `weights`."""
     source = Path(source)
+    weights_path: Path | None  # None: a spec file and no `weights`
     if source.is_dir():
         run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
         if not (run / SPEC_FILE).is_file():
@@ -103,7 +104,8 @@ def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:
     """What `sandbox train` measured, on which data and how trained, in words (metrics keys may be absent)."""
     if not metrics:
         return "not measured (exported from a spec, not from a training run)"
-    data = metrics.get("dataset") if isinstance(metrics.get("dataset"), Mapping) else {}
+    dataset = metrics.get("dataset")
+    data = dataset if isinstance(dataset, Mapping) else {}
     found = []
     for key, split, where in (
         ("test_accuracy", "test", f"the {data.get('name', 'Fashion-MNIST')} test set"),

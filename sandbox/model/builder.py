@@ -7,9 +7,9 @@ that collapses, with the YAML path of the culprit; then the real module is made.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import torch
 from timm.layers import get_act_layer
@@ -47,6 +47,9 @@ class AuxHead(nn.Module):
 class InceptionNet(nn.Module):
     """A GoogLeNet-style network that takes float images in [0, 1] and normalizes them itself."""
 
+    mean: Tensor  # buffers, registered in __init__
+    std: Tensor
+
     def __init__(
         self,
         spec: Spec,
@@ -78,7 +81,7 @@ class InceptionNet(nn.Module):
 
     def features(self, x: Tensor, aux_logits: list[Tensor] | None = None) -> Tensor:
         x = self.stem((x - self.mean) / self.std)
-        for s, stage in enumerate(self.stages):
+        for s, stage in enumerate(cast("Iterable[Stage]", self.stages)):  # nn.ModuleList is not generic
             x = stage.downsample(x)
             for b, block in enumerate(stage.blocks):
                 x = block(x)
@@ -119,7 +122,7 @@ def _assemble(spec: Spec) -> InceptionNet:
         downsample = None
         if stage_spec.downsample is not None:
             downsample, shape = _make(stage_spec.downsample, shape, f"stage {s}'s downsample")
-        blocks = []
+        blocks: list[nn.Module] = []
         for b, module_spec in enumerate(stage_spec.modules):
             branches = []
             widths = []

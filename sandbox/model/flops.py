@@ -8,15 +8,16 @@ Auxiliary heads are training-only: their rows are shown, but they are not in the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from sandbox.model.blocks import Stage
 from sandbox.model.builder import InceptionNet, build
 from sandbox.spec.load import Spec, load_spec
 
@@ -82,7 +83,8 @@ def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
     """The network's parts in forward order, each with a label and a kind."""
     spec = model.spec
     rows: list[tuple[str, str, nn.Module]] = [("stem", f"stem {spec.stem.type}", model.stem)]
-    for s, (stage, stage_spec) in enumerate(zip(model.stages, spec.stages, strict=True)):
+    stages = cast("Iterable[Stage]", model.stages)  # nn.ModuleList is not generic
+    for s, (stage, stage_spec) in enumerate(zip(stages, spec.stages, strict=True)):
         if stage_spec.downsample is not None:
             rows.append((f"stage{s}.downsample", f"downsample {stage_spec.downsample.type}", stage.downsample))
         for block, module_spec in zip(stage.blocks, stage_spec.modules, strict=True):

@@ -71,8 +71,9 @@ class SearchConfig:
         return len(self.objective) > 1
 
     @property
-    def directions(self) -> list[str]:
-        return ["maximize", "minimize"][: len(self.objective)]
+    def directions(self) -> list[Literal["maximize", "minimize"]]:
+        both: list[Literal["maximize", "minimize"]] = ["maximize", "minimize"]
+        return both[: len(self.objective)]
 
     def with_overrides(self, **overrides: Any) -> SearchConfig:
         """CLI flags override the spec, checked like it; `None` means the flag was not given."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -22,7 +23,7 @@ from optuna.visualization import matplotlib as optuna_plots  # noqa: E402
 from sandbox.search.results import is_result  # noqa: E402
 
 
-def result_view(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> optuna.Study:
+def result_view(trials: Sequence[FrozenTrial], directions: Sequence[Literal["maximize", "minimize"]]) -> optuna.Study:
     """Result trials, plus pruned ones (their curves are real), in a fresh in-memory study."""
     view = optuna.create_study(directions=list(directions))
     for trial in trials:

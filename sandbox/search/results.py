@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -58,7 +59,7 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return front
 
 
-def row(trial: FrozenTrial) -> dict[str, object]:
+def row(trial: FrozenTrial) -> dict[str, Any]:
     attrs = trial.user_attrs
     trained = trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and not attrs.get("over_budget")
     intermediate = trial.intermediate_values

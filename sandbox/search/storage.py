@@ -97,7 +97,7 @@ def open_study(run: SearchRun, worker: int = 0) -> optuna.Study:
         )
     except ValueError as err:  # the stored study has other directions
         raise SpecError("search.objective", f"the stored study {run.name!r} has another objective: {err}") from err
-    expected = {"space": signature(run.space), "objective": list(run.config.objective)}
+    expected: dict[str, Any] = {"space": signature(run.space), "objective": list(run.config.objective)}
     stored = study.user_attrs
     if "space" not in stored:
         for key, value in expected.items():

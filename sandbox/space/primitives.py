@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from optuna.distributions import (
-    BaseDistribution,
     CategoricalDistribution,
     FloatDistribution,
     IntDistribution,
@@ -31,6 +30,7 @@ from sandbox.spec.schema import PLUGIN_SLOTS
 PRIMITIVE_KEYS = {"choice": (), "int": ("step", "log"), "float": ("step", "log")}
 NOT_SEARCHED = ("name", "description", "plugins", "search")  # top-level keys never sampled
 DROP = "none"
+Distribution = CategoricalDistribution | IntDistribution | FloatDistribution  # the kinds a primitive spells
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class Primitive:
     """One searchable dimension: its YAML path and its Optuna distribution."""
 
     path: str
-    distribution: BaseDistribution
+    distribution: Distribution
     options: tuple[Any, ...] = ()  # a choice's options, in the order of the distribution's labels
 
     def value(self, suggested: Any) -> Any:
@@ -98,9 +98,10 @@ def parse_primitive(value: Any, path: str) -> Primitive | None:
         raise SpecError(f"{path}.log", "expected true or false")
     if step is not None and (not isinstance(step, int | float) or isinstance(step, bool) or step <= 0):
         raise SpecError(f"{path}.step", "expected a positive number")
+    dist: IntDistribution | FloatDistribution
     try:
         if kind == "int":
-            dist: BaseDistribution = IntDistribution(bounds[0], bounds[1], log=log, step=int(step or 1))
+            dist = IntDistribution(bounds[0], bounds[1], log=log, step=int(step or 1))
         else:
             dist = FloatDistribution(float(bounds[0]), float(bounds[1]), log=log, step=step)
     except ValueError as err:
@@ -152,6 +153,7 @@ def _is_nested(value: Any) -> bool:
 
 
 def _label_of(primitive: Primitive, option: Any) -> str:
+    assert isinstance(primitive.distribution, CategoricalDistribution)  # only a choice's option is nested
     return str(primitive.distribution.choices[primitive.options.index(option)])
 
 

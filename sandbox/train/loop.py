@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.model.builder import build
+from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.spec.load import Spec
 from sandbox.train.config import TrainConfig
@@ -163,7 +163,7 @@ def _check_fits(spec: Spec, data: Data) -> None:
         raise SpecError("classes", f"{data.name} has {classes} classes, but the spec has {spec.classes}")
 
 
-def _loss_function(model: nn.Module, config: TrainConfig, bf16: bool, device: torch.device) -> Callable[..., Tensor]:
+def _loss_function(model: InceptionNet, config: TrainConfig, bf16: bool, device: torch.device) -> Callable[..., Tensor]:
     """Main loss plus the weighted aux losses, under autocast; compiled when `train.compile` asks."""
     aux_weights = [config.aux_weight if config.aux_weight is not None else w for w in model.aux_weights]
 
@@ -187,7 +187,7 @@ def _loss_function(model: nn.Module, config: TrainConfig, bf16: bool, device: to
 
 
 def _fit(
-    model: nn.Module,
+    model: InceptionNet,
     data: Data,
     config: TrainConfig,
     device: torch.device,
@@ -204,7 +204,7 @@ def _fit(
         optimizer,
         sched=config.schedule,
         num_epochs=config.epochs,
-        warmup_epochs=config.warmup_epochs,
+        warmup_epochs=config.warmup_epochs,  # type: ignore[arg-type]  # timm says int; a float works (x updates_per_epoch)
         min_lr=config.min_lr,
         step_on_epochs=False,
         updates_per_epoch=steps,

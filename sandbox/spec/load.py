@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -32,7 +32,9 @@ from sandbox.spec.schema import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
     MAX_INPUT_CHANNELS,
+    MAX_MODULES,
     MAX_REPEAT,
+    MAX_STAGES,
     TOP_LEVEL_KEYS,
     WIDTH_KEYS,
     AuxSpec,
@@ -43,26 +45,79 @@ from sandbox.spec.schema import (
 )
 from sandbox.train.config import data_config, train_config
 
+MAX_YAML_BYTES = 16 * 2**20  # spec files are a few kB; bigger is a mistake, refused before reading
+MAX_YAML_DEPTH = 64  # nesting levels; specs need about 12
+MAX_YAML_NODES = 100_000  # with every alias counted at its expanded size; specs need a few hundred
+
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a spec file into a mapping; malformed YAML is a SpecError with its line."""
+    """Read a spec file into a mapping; malformed YAML is a SpecError with its line, and so is YAML
+    past the limits above (an alias bomb, deep nesting), refused while composing, before it expands."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_YAML_BYTES:
+            raise SpecError(str(path), f"larger than {MAX_YAML_BYTES // 2**20} MiB: not a spec")
         text = path.read_text()
     except OSError as err:
         raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
         raise SpecError("", f"cannot read spec {path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     try:
-        data = yaml.safe_load(text)
+        loader = _BoundedLoader(text, path)  # checks the characters: a YAMLError too
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(where, f"malformed YAML: {problem}") from err
+        raise SpecError(_where(path, mark), f"malformed YAML: {problem}") from err
     if not isinstance(data, dict):
         raise SpecError(str(path), f"the top level must be a mapping of keys, not {kind_of(data)}")
     return data
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that counts while composing, where an alias is still one node: the sizes
+    that expanding aliases would give are added up without expanding them, so a "billion laughs"
+    (a few hundred bytes, 10**9 nodes once expanded) is refused in microseconds."""
+
+    def __init__(self, text: str, path: Path) -> None:
+        super().__init__(text)
+        self.path = path
+        self.depth = 0
+        self.nodes = 0  # composed so far, each alias counted as the nodes of what it names
+        self.sizes: dict[str, int] = {}  # anchor → the expanded size of its node, once composed
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.anchors and event.anchor not in self.sizes:
+                self._refuse(event, f"alias *{event.anchor} is inside its own anchor: a spec cannot contain itself")
+            self._count(self.sizes.get(event.anchor, 1), event)
+            return super().compose_node(parent, index)
+        self.depth += 1
+        if self.depth > MAX_YAML_DEPTH:
+            self._refuse(event, f"nested deeper than {MAX_YAML_DEPTH} levels: not a spec")
+        before = self.nodes
+        self._count(1, event)
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if isinstance(event, yaml.NodeEvent) and event.anchor is not None:
+            self.sizes[event.anchor] = self.nodes - before
+        return node
+
+    def _count(self, nodes: int, event: yaml.Event) -> None:
+        self.nodes += nodes
+        if self.nodes > MAX_YAML_NODES:
+            self._refuse(event, f"more than {MAX_YAML_NODES:,} YAML nodes, aliases expanded: an alias bomb?")
+
+    def _refuse(self, event: yaml.Event, message: str) -> NoReturn:
+        raise SpecError(_where(self.path, event.start_mark), message)
+
+
+def _where(path: Path, mark: yaml.Mark | None) -> str:
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
 
 
 def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[str | Path] = ()) -> Spec:
@@ -99,7 +154,11 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
     stages_raw = raw["stages"]
     if not isinstance(stages_raw, list) or not stages_raw:
         raise SpecError("stages", f"expected a non-empty list of stages, got {kind_of(stages_raw)}")
-    stages = tuple(_stage(stage, i, defaults) for i, stage in enumerate(stages_raw))
+    if len(stages_raw) > MAX_STAGES:
+        raise SpecError("stages", f"{len(stages_raw):,} stages, more than the {MAX_STAGES} a network may have")
+    stages: list[StageSpec] = []
+    for i, stage in enumerate(stages_raw):
+        stages.append(_stage(stage, i, defaults, room=MAX_MODULES - sum(len(s.modules) for s in stages)))
     names = [module.name for stage in stages for module in stage.modules]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -120,7 +179,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
         mean=mean,
         std=std,
         stem=stem,
-        stages=stages,
+        stages=tuple(stages),
         dropout=probability(head.get("dropout", 0.2), "head.dropout"),
         aux=aux,
         train=train_config(raw.get("train") or {}),
@@ -134,7 +193,8 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
 # ---------------------------------------------------------------------------- sections
 
 
-def _stage(raw: Any, index: int, defaults: Mapping[str, Any]) -> StageSpec:
+def _stage(raw: Any, index: int, defaults: Mapping[str, Any], room: int) -> StageSpec:
+    """One stage, whose modules (`repeat:` expanded) must fit in the `room` the earlier stages left."""
     path = f"stages[{index}]"
     stage = mapping(raw, path)
     check_keys(stage, ("downsample", "modules"), path, required=("modules",))
@@ -146,6 +206,8 @@ def _stage(raw: Any, index: int, defaults: Mapping[str, Any]) -> StageSpec:
     modules: list[ModuleSpec] = []
     for j, module_raw in enumerate(modules_raw):
         modules.extend(_modules(module_raw, index, j, defaults))
+        if len(modules) > room:
+            raise SpecError(f"{path}.modules[{j}]", f"more than the {MAX_MODULES} modules a network may have")
     return StageSpec(downsample, tuple(modules), path)
 
 

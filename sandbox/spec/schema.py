@@ -23,6 +23,8 @@ PLUGIN_SLOTS: dict[str, Any] = {
 WIDTH_KEYS = ("out", "reduce", "width", "channels")
 MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
 MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
+MAX_STAGES = 64  # GoogLeNet has 3 to 5: a bound keeps a generated list from taking gigabytes
+MAX_MODULES = 1024  # in the whole network, `repeat:` included, for the same reason
 
 
 @dataclass(frozen=True)

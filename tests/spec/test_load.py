@@ -12,6 +12,7 @@ import pytest
 
 from sandbox import SpecError, build, load_spec
 from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from tests.deadline import deadline
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")
 
@@ -225,3 +226,39 @@ def test_other_sections_are_parsed_once_at_load(small_spec: Callable[[], Spec]) 
     with pytest.raises(SpecError) as err:
         load_spec(small_spec() | {"train": {"lr": float("nan")}})
     assert err.value.path == "train.lr"
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """A "billion laughs": each anchor a list of nine aliases of the one before, 9**levels strings in all."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join([*lines, f"stem: *l{levels - 1}", f"stages: [*l{levels - 1}]", ""])
+
+
+SPACE = "data: {dataset: fashion-mnist-sample}\nstem: {type: conv3x3, out: {int: [8, 16]}}"  # `search` reads it too
+ONE_STAGE = "{modules: [{branches: [{type: conv1x1, out: 8}]}]}"
+HUGE_YAML = {  # the text, and what the one line says
+    "alias-bomb": (alias_bomb(), "more than 100,000 YAML nodes, aliases expanded: an alias bomb?"),
+    "self-alias": ("stem: &a [1, *a]\nstages: []\n", "alias *a is inside its own anchor"),
+    "nested-1000-deep": ("stem: " + "[" * 1000 + "]" * 1000 + "\nstages: []\n", "nested deeper than 64 levels"),
+    "943k-stages": (f"s: &s {ONE_STAGE}\nstages: [{', '.join(['*s'] * 943_000)}]\n", "more than 100,000 YAML"),
+    "65-stages": (f"{SPACE}\nstages: [{', '.join([ONE_STAGE] * 65)}]\n", "65 stages, more than the 64 a network may"),
+    "1280-modules": (f"{SPACE}\nstages: [{{modules: ["
+                     + ", ".join(["{repeat: 256, branches: [{type: conv1x1, out: 8}]}"] * 5) + "]}]\n",
+                     "more than the 1024 modules a network may have"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["show", "search"])
+@pytest.mark.parametrize("case", HUGE_YAML, ids=list(HUGE_YAML))
+def test_yaml_too_big_or_too_deep_is_one_line_at_once(case: str, command: str, write_yaml, cli) -> None:
+    """Refused while composing, before aliases expand (today `show` runs for ever on the bomb)."""
+    text, message = HUGE_YAML[case]
+    file = write_yaml(text)
+
+    with deadline(5):
+        result = cli(command, file, *(["--device", "cpu"] if command == "search" else []))
+
+    assert result.code == 2 and result.out == ""
+    assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
+    assert message in result.err

@@ -32,6 +32,9 @@ BUILTIN_MODULES = ("plugins.stems", "plugins.branches", "plugins.downsamples")
 ENTRY_POINT_GROUP = "sandbox.plugins"
 
 USER_MODULES = "sandbox_user_plugins"  # the package name plugin files are imported under
+# What a plugin's import may raise that becomes its PluginError: a sys.exit() in it would otherwise end
+# the command without a word. KeyboardInterrupt is not among them: Ctrl-C still interrupts.
+IMPORT_FAILURES = (Exception, SystemExit)
 Factory = Callable[..., Any]
 
 
@@ -132,7 +135,7 @@ class Registry:
         for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             try:
                 entry.load()
-            except Exception as err:
+            except IMPORT_FAILURES as err:
                 raise PluginError(
                     f"plugin entry point {entry.name!r} ({entry.value}) failed to load: {describe(err)}"
                 ) from err
@@ -158,7 +161,7 @@ class Registry:
         except PluginError:
             sys.modules.pop(module_name, None)
             raise
-        except Exception as err:
+        except IMPORT_FAILURES as err:
             sys.modules.pop(module_name, None)
             raise PluginError(f"plugin file {path} failed to import: {describe(err)}") from err
         self._loaded_files.add(path)

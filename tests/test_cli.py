@@ -66,16 +66,21 @@ def test_plugins_lists_a_plugin_file_given_on_the_command_line(cli: Callable[...
 
 
 @pytest.mark.parametrize("command", ["plugins", "show"])
+@pytest.mark.parametrize(
+    ("source", "failure"),
+    [("import not_a_module_anywhere\n", "ModuleNotFoundError"), ("import sys\nsys.exit(3)\n", "SystemExit: 3")],
+    ids=["import", "sys-exit"],  # sys.exit(3) ended the command with no message
+)
 def test_a_plugin_file_that_fails_to_import_is_one_line(
-    cli: Callable[..., CliResult], tmp_path: Path, command: str
+    cli: Callable[..., CliResult], tmp_path: Path, command: str, source: str, failure: str
 ) -> None:
     broken = tmp_path / "broken.py"
-    broken.write_text("import not_a_module_anywhere\n")
+    broken.write_text(source)
     args = ["--plugin", broken] if command == "plugins" else [SEARCH_SPACES / "googlenet.yaml", "--plugin", broken]
     result = cli(command, *args)
     assert result.code == 2
     assert result.err.count("\n") == 1
-    assert str(broken) in result.err and "failed to import: ModuleNotFoundError" in result.err
+    assert str(broken) in result.err and f"failed to import: {failure}" in result.err
 
 
 def test_show_prints_a_table_with_totals_and_the_convention(cli: Callable[..., CliResult]) -> None:

@@ -108,8 +108,9 @@ def test_shadowing_a_builtin_names_both_sources(plugin_file: Callable[..., Path]
         ("def broken(:\n", "SyntaxError"),
         ("raise RuntimeError('boom')\n", "RuntimeError: boom"),
         ("raise ValueError('first line\\nsecond line')\n", "ValueError: first line"),
+        ("import sys\nsys.exit(3)\n", "SystemExit: 3"),  # ended the command with no message
     ],
-    ids=["import", "syntax", "raises", "multiline"],
+    ids=["import", "syntax", "raises", "multiline", "sys-exit"],
 )
 def test_plugin_file_that_fails_to_import_names_the_file(
     plugin_file: Callable[..., Path], source: str, fragment: str
@@ -120,6 +121,17 @@ def test_plugin_file_that_fails_to_import_names_the_file(
     assert str(path.resolve()) in str(info.value)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_ctrl_c_while_a_plugin_file_imports_still_interrupts(plugin_file: Callable[..., Path]) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        REGISTRY.load_file(plugin_file(source="raise KeyboardInterrupt\n"))
+
+
+def test_entry_point_that_exits_is_a_plugin_error(entry_point_package: Callable[[str], None]) -> None:
+    entry_point_package("raise SystemExit('no GPU here')\n")
+    with pytest.raises(PluginError, match=r"entry point 'demo' .*SystemExit: no GPU here"):
+        REGISTRY.discover()
 
 
 def test_missing_plugin_file_names_it(tmp_path: Path) -> None:

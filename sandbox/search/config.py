@@ -21,13 +21,22 @@ Count = Annotated[int, at_least(1)]
 
 
 def parse_flops(value: Any, path: str) -> int:
-    """`50M`, `1.5G`, `30000000` or `50 MFLOPs` → an integer number of FLOPs."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value):
-        return int(value)
-    match = _AMOUNT.match(str(value))
-    if not match or float(match[1]) <= 0:
+    """`50M`, `1.5G`, `30000000` or `50 MFLOPs` → an integer number of FLOPs.
+
+    Infinity, NaN and numbers too large for a float (`9999...9G`) are refused here: they would
+    otherwise surface as an OverflowError when the count is made an integer."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    amount = value if isinstance(value, float) else _amount(str(value))
+    if amount is None or not math.isfinite(amount) or amount < 1:
         raise SpecError(path, f"expected a FLOP count such as 50M, 1.5G or 30000000, got {value!r}")
-    return int(float(match[1]) * _SUFFIX[match[2].upper()])
+    return int(amount)
+
+
+def _amount(text: str) -> float | None:
+    """The number of FLOPs `text` spells (`1.5G`, `20 MFLOPs`), None when it spells none."""
+    match = _AMOUNT.match(text)
+    return float(match[1]) * _SUFFIX[match[2].upper()] if match else None
 
 
 def _budget(value: Any, path: str) -> int:

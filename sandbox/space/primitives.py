@@ -12,6 +12,7 @@ its YAML path, so the same walk serves Optuna trials, random previews and FLOP b
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -87,17 +88,19 @@ def parse_primitive(value: Any, path: str) -> Primitive | None:
     if (
         not isinstance(bounds, list)
         or len(bounds) != 2
-        or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+        or not all(isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds)
         or (kind == "int" and not all(isinstance(b, int) for b in bounds))
         or bounds[0] > bounds[1]
     ):
-        raise SpecError(f"{path}.{kind}", f"expected [low, high] with low <= high, both {number.__name__}s")
+        raise SpecError(f"{path}.{kind}", f"expected [low, high] with low <= high, both finite {number.__name__}s")
     log = value.get("log", False)
     step = value.get("step")
     if not isinstance(log, bool):
         raise SpecError(f"{path}.log", "expected true or false")
-    if step is not None and (not isinstance(step, int | float) or isinstance(step, bool) or step <= 0):
-        raise SpecError(f"{path}.step", "expected a positive number")
+    if step is not None and (
+        not isinstance(step, int | float) or isinstance(step, bool) or not math.isfinite(step) or step <= 0
+    ):
+        raise SpecError(f"{path}.step", "expected a positive finite number")
     dist: IntDistribution | FloatDistribution
     try:
         if kind == "int":

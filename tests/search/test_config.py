@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import optuna
 import pytest
 
@@ -16,11 +18,25 @@ def test_flop_amounts(text, flops) -> None:
     assert parse_flops(text, "search.budget") == flops
 
 
+def test_a_budget_too_large_for_a_float_is_still_a_count() -> None:
+    assert parse_flops(10**400, "search.budget") == 10**400
+
+
+def test_a_budget_from_the_command_line_that_overflows_names_the_flag() -> None:
+    with pytest.raises(SpecError) as err:
+        SearchConfig().with_overrides(budget="9" * 400)
+    assert err.value.path == "--budget"
+
+
 @pytest.mark.parametrize(
     ("section", "path"),
     [
         ({"budget": "lots"}, "search.budget"),
         ({"budget": {"params": 3}}, "search.budget"),
+        ({"budget": math.inf}, "search.budget"),  # was an OverflowError traceback
+        ({"budget": math.nan}, "search.budget"),
+        ({"budget": "9" * 400 + "G"}, "search.budget"),  # finite text, infinite as a float
+        ({"budget": 0.5}, "search.budget"),  # less than one FLOP
         ({"trials": 0}, "search.trials"),
         ({"sampler": "cmaes"}, "search.sampler"),
         ({"pruner": "sha"}, "search.pruner"),

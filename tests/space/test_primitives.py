@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,10 @@ def test_keys_a_chosen_type_does_not_take_are_an_error(small_spec) -> None:
         ({"choice": []}, "x.choice"),
         ({"int": [1, 8], "stp": 2}, "x.stp"),
         ({"float": [0.1, 1.0], "log": "yes"}, "x.log"),
+        ({"float": [math.nan, math.nan]}, "x.float"),  # every trial failed, and the search exited 0
+        ({"float": [0.1, math.nan]}, "x.float"),
+        ({"float": [0.1, math.inf]}, "x.float"),
+        ({"float": [0.1, 1.0], "step": math.inf}, "x.step"),
     ],
 )
 def test_malformed_primitives_name_their_key(value: dict[str, Any], path: str) -> None:
@@ -112,3 +117,40 @@ def test_a_space_no_candidate_of_which_builds_names_the_key_at_fault(small_spec)
     assert info.value.path == "defaults.act"
     assert info.value.message.startswith("no candidate of this search space is a valid network; the first: ")
     assert "'rleu'" in info.value.message
+
+
+@pytest.mark.parametrize("where", ["trunk", "split"])
+def test_a_type_choice_inside_a_split_branch_is_checked_against_each_plugin(small_spec, where: str) -> None:
+    """PLUGIN_SLOTS knows that a split's trunk and parts are branch calls, at any depth."""
+    chosen = {"type": {"choice": ["conv1x1", "conv3x3"]}, "reduce": 4, "out": 8}
+    split: dict[str, Any] = {"trunk": {"type": "conv1x1", "out": 8}, "split": [{"type": "conv1x1", "out": 4}]}
+    if where == "trunk":
+        split["trunk"] = chosen
+    else:
+        split["split"] = [{"trunk": {"type": "conv1x1", "out": 4}, "split": [chosen]}]  # a split inside a split
+    raw = small_spec()
+    raw["stages"][0]["modules"][0]["branches"].append(split)
+    with pytest.raises(SpecError) as err:
+        primitives(raw)
+    key = "trunk" if where == "trunk" else "split[0].split[0]"
+    assert err.value.path == f"stages[0].modules[0].branches[4].{key}.reduce"
+    assert "conv1x1" in err.value.message
+
+
+def test_module_keys_and_split_branches_are_searchable(small_spec) -> None:
+    raw = small_spec()
+    module = raw["stages"][1]["modules"][0]
+    module.update(stride={"choice": [1, 2]}, combine={"choice": ["concat", "residual"]}, scale={"float": [0.1, 1.0]})
+    part = {"type": "conv", "kernel": {"choice": [[1, 3], [3, 1]]}, "out": {"int": [4, 8]}}
+    module["branches"].append({"trunk": {"type": "conv1x1", "out": 8}, "split": [part]})
+    dims = {p.path: p.distribution for p in primitives(raw)}
+    at = "stages[1].modules[0]"
+    assert dims[f"{at}.stride"].choices == (1, 2) and dims[f"{at}.scale"] == FloatDistribution(0.1, 1.0)
+    assert dims[f"{at}.branches[2].split[0].out"] == IntDistribution(4, 8)
+
+    def reduce(primitive: Primitive) -> Any:
+        return 2 if primitive.path.endswith(".stride") else lowest(primitive)
+
+    low, reduced = (validate(sample(raw, pick), base=Path.cwd()).stages[1].modules[0] for pick in (lowest, reduce))
+    assert (low.stride, low.combine, low.scale) == (1, "concat", 0.1)
+    assert reduced.stride == 2 and reduced.branches[2].trunk.params["stride"] == 2

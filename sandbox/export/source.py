@@ -18,6 +18,7 @@ from torch import Tensor
 
 from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
+from sandbox.model.weights import state_misfit
 from sandbox.spec.load import Spec, load_spec
 from sandbox.train.data import CLASS_NAMES
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
@@ -83,15 +84,9 @@ def load_weights(model: InceptionNet, path: Path) -> None:
         raise SandboxError(f"cannot read weights {path}: {type(err).__name__}: {str(err).splitlines()[0]}") from err
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise SandboxError(f"{path} holds no state dict (a mapping of names to tensors)")
-    expected = model.state_dict()
-    keys = {
-        "missing": [k for k in expected if k not in state and not k.startswith("aux.")],
-        "unexpected": [k for k in state if k not in expected],
-        "wrong shape": [k for k, v in expected.items() if k in state and state[k].shape != v.shape],
-    }
-    problems = [f"{what} {', '.join(names[:3])}{' ...' * (len(names) > 3)}" for what, names in keys.items() if names]
-    if problems:
-        raise SandboxError(f"{path} does not fit the spec's network: {'; '.join(problems)}")
+    misfit = state_misfit(state, model, optional="aux.")
+    if misfit is not None:
+        raise SandboxError(f"{path} does not fit the spec's network: {misfit}")
     model.load_state_dict(state, strict=False)  # aux heads may be absent: they are not exported
 
 

@@ -195,4 +195,11 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         raise SpecError(call.path, f"{what} produced {got}, not a non-empty (N, C, H, W) feature map")
     real = probe if torch.empty(0).device.type == "meta" else create()
+    shapes = [{k: v.shape for k, v in module.state_dict().items()} for module in (probe, real)]
+    if shapes[0] != shapes[1]:  # the probe measured another module: the network would fail in training
+        raise SpecError(
+            call.path,
+            f"{what} ({call.plugin.source}) built other layers when called again with the same parameters: "
+            "a plugin must build the same module every time",
+        )
     return real, (out.shape[1], out.shape[2], out.shape[3])

@@ -40,6 +40,24 @@ def torchvision_key(key: str) -> str:
     raise SandboxError(f"torchvision weights: unexpected key {key!r} (not a GoogLeNet state dict?)")
 
 
+def state_misfit(state: Mapping[str, Tensor], model: nn.Module, *, optional: str | None = None) -> str | None:
+    """Why `state` does not load into `model`, in one line, or None if it does: names missing from it
+    (those starting with `optional` may be), names the network lacks, and the first tensor whose shape
+    differs, with both shapes, where load_state_dict would say only "Error(s) in loading state_dict"."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not (optional and k.startswith(optional))]
+    unexpected = [k for k in state if k not in expected]
+    reshaped = [k for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    named = {"missing": missing, "unexpected": unexpected}
+    problems = [f"{what} {', '.join(keys[:3])}{' ...' * (len(keys) > 3)}" for what, keys in named.items() if keys]
+    if reshaped:
+        key, more = reshaped[0], f" (and {len(reshaped) - 1} more)" if len(reshaped) > 1 else ""
+        problems.append(
+            f"{key} is {tuple(state[key].shape)} in the weights but {tuple(expected[key].shape)} in the network{more}"
+        )
+    return "; ".join(problems) or None
+
+
 def from_torchvision(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
     return {torchvision_key(key): value for key, value in state_dict.items()}
 

@@ -21,8 +21,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from sandbox.errors import SandboxError
+from sandbox.errors import SandboxError, describe
 from sandbox.model.builder import build
+from sandbox.model.weights import state_misfit
+from sandbox.spec.checks import kind_of
 from sandbox.spec.load import Spec, load_spec
 
 SPEC_FILE = "spec.yaml"
@@ -94,9 +96,12 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise SandboxError(f"{run_dir} is not a finished run: it has no {METRICS_FILE}")
     try:
-        return json.loads(path.read_text())
+        metrics = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise SandboxError(f"cannot read {path}: {err}") from err
+    if not isinstance(metrics, dict):  # valid JSON, but every reader looks keys up in it
+        raise SandboxError(f"{path} holds {kind_of(metrics)}, not a JSON object of metrics")
+    return metrics
 
 
 def load_run(
@@ -109,8 +114,10 @@ def load_run(
     model = build(spec, device=device)
     try:
         state = load_file(str(run_dir / WEIGHTS_FILE), device=str(device))
-        model.load_state_dict(state)
-    except (OSError, RuntimeError, SafetensorError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SandboxError(f"cannot load the weights of {run_dir}: {first}") from err
+    except (OSError, SafetensorError) as err:
+        raise SandboxError(f"cannot load the weights of {run_dir}: {describe(err)}") from err
+    misfit = state_misfit(state, model)
+    if misfit is not None:  # the network its spec.yaml builds now is not the one trained: a plugin changed?
+        raise SandboxError(f"the weights of {run_dir} do not fit the network its {SPEC_FILE} builds: {misfit}")
+    model.load_state_dict(state)
     return spec, model.eval()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -157,6 +158,21 @@ def test_an_unknown_norm_or_activation_names_its_own_key(
         build(raw, device="meta")
     assert info.value.path == path
     assert "failed to build: KeyError" in info.value.message
+
+
+@pytest.mark.usefixtures("isolated_registry")
+def test_a_plugin_that_builds_other_layers_when_called_again_is_a_spec_error(small_spec: Callable[[], Spec]) -> None:
+    """The builder calls a factory twice (a meta probe, then the real module): a width that changes between
+    calls made training fail with a channel mismatch deep in torch."""
+    calls = itertools.count()
+    register_branch("varying")(lambda c: nn.Conv2d(c, 4 + next(calls) % 2, 1))
+    raw = small_spec()
+    raw["stages"][0]["modules"][0]["branches"][3] = {"type": "varying"}
+    with pytest.raises(SpecError) as info:
+        build(raw)
+    assert info.value.path == "stages[0].modules[0].branches[3]"
+    assert "branch 'varying' (" in info.value.message and "built other layers when called again" in info.value.message
+    build(raw, device="meta")  # on the meta device the probe is the module: nothing to disagree with
 
 
 @pytest.mark.usefixtures("isolated_registry")

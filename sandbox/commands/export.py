@@ -36,11 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.export import FORMATS, resolve
+    from sandbox.export import resolve, write
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
     out = args.out or Path(re.sub(r"\W", "_", exportable.spec.name) + SUFFIXES[args.format])
-    for path in FORMATS[args.format](exportable, out):
+    for path in write(exportable, out, args.format):
         print(f"wrote {path} ({_describe(path)})")
     if exportable.weights_origin is None:
         print("note: no weights given, so the network is untrained (pass --weights FILE)")

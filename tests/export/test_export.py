@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import inspect
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -336,6 +337,27 @@ def test_bad_sources_are_one_line_errors(
     for message, args in cases.items():
         result = cli("export", *args)
         assert result.code == 2 and message in result.err and result.err.count("\n") == 1, (message, result.err)
+
+
+@pytest.mark.parametrize("place", ["a-file", "read-only"])
+def test_out_where_nothing_can_be_written_is_one_line(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult], place: str
+) -> None:
+    make_run_dir(tmp_path / "run", small_spec())
+    if place == "a-file":
+        (tmp_path / "taken").write_text("")
+        out = tmp_path / "taken" / "net.py"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes in read-only directories")
+        (tmp_path / "locked").mkdir(mode=0o555)
+        out = tmp_path / "locked" / "net.py"
+
+    result = cli("export", tmp_path / "run", "--out", out)
+
+    assert result.code == 2 and result.err.count("\n") == 1, result.err
+    assert result.err.startswith(f"error: cannot write --out {out}")
+    assert not out.exists()
 
 
 def test_onnx_export_or_a_clear_message(small_spec: Callable[[], dict[str, Any]], tmp_path: Path) -> None:

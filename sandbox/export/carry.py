@@ -51,10 +51,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 def conv_norm_act(
     in_channels: int,
     out_channels: int,
-    kernel_size: int,
+    kernel_size: int | tuple[int, int] | list[int],
     *,
     stride: int = 1,
+    padding: int | tuple[int, int] | list[int] | None = None,
     dilation: int = 1,
+    groups: int = 1,
     norm: str = "batchnorm",
     act: str = "relu",
     norm_eps: float = 1e-5,
@@ -62,12 +64,16 @@ def conv_norm_act(
     """A torch-only stand-in for sandbox.layers.conv_norm_act, which the plugin code below calls.
 
     It makes the same layers with the same state-dict keys (conv, bn, act); norm is batchnorm or none.
+    A kernel or padding may be a (height, width) pair; padding None is timm's symmetric one, 0 pads nothing.
     """
     if norm not in ("batchnorm", NO_NORM) or act not in ACTIVATIONS:
         raise ValueError(f"norm {norm!r} / act {act!r}: not available in this standalone file")
-    padding = ((stride - 1) + dilation * (kernel_size - 1)) // 2
+    kernel = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+    if padding is None:
+        padding = tuple(((stride - 1) + dilation * (k - 1)) // 2 for k in kernel)
+    padding = (padding, padding) if isinstance(padding, int) else tuple(padding)
     layer = nn.Sequential()
-    conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, dilation, bias=norm == NO_NORM)
+    conv = nn.Conv2d(in_channels, out_channels, kernel, stride, padding, dilation, groups, bias=norm == NO_NORM)
     layer.add_module("conv", conv)
     if norm != NO_NORM:
         layer.add_module("bn", nn.BatchNorm2d(out_channels, eps=norm_eps))

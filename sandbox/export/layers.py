@@ -49,11 +49,20 @@ class ConvBlock:
     norm: bool
     uses: list[tuple[Code, dict[str, str]]] = field(default_factory=list)
 
-    KNOBS = ("stride", "dilation", "groups", "eps", "act")
-    TYPES = {"stride": "int", "dilation": "int", "groups": "int", "eps": "float", "act": "nn.Module | None"}
+    KNOBS = ("stride", "padding", "dilation", "groups", "eps", "act")
+    TYPES = {
+        "stride": "int",
+        "padding": "int | tuple[int, int] | None",
+        "dilation": "int",
+        "groups": "int",
+        "eps": "float",
+        "act": "nn.Module | None",
+    }
 
     def use(self, conv: nn.Conv2d, knobs: dict[str, str]) -> Code:
-        code = call(self.name, str(conv.in_channels), str(conv.out_channels), str(conv.kernel_size[0]))
+        height, width = conv.kernel_size
+        kernel = str(height) if height == width else f"({height}, {width})"
+        code = call(self.name, str(conv.in_channels), str(conv.out_channels), kernel)
         self.uses.append((code, knobs))
         return code
 
@@ -69,20 +78,20 @@ class ConvBlock:
                 if knob in params and values[knob] != common:
                     code.items.append((knob, values[knob]))
         name = {**fixed, **{k: k for k in params}}  # what the class body writes for each knob
-        arguments = ["in_channels: int", "out_channels: int", "kernel: int"]
+        pairs = any(str(code.items[2][1]).startswith("(") for code, _ in self.uses)  # some kernel is (height, width)
+        arguments = ["in_channels: int", "out_channels: int", f"kernel: {'int | tuple[int, int]' if pairs else 'int'}"]
         arguments += [f"{k}: {self.TYPES[k]} = {'None' if k == 'act' else v}" for k, v in params.items()]
-        conv_args = "".join(f", {k}={name[k]}" for k in ("stride", "dilation", "groups") if name[k] != "1")
+        conv_args = {k: name[k] for k in ("stride", "dilation", "groups") if name[k] != "1"}
+        conv_args |= {"padding": "padding", "bias": str(not self.norm)}
         act = f"act if act is not None else {params['act']}" if "act" in params else fixed["act"]
-        keeps = "keeps height and width" if name["stride"] == "1" else "keeps ceil(size / stride)"
         lines = [
             f"class {self.name}(nn.Module):",
             f'    """{self.summary()}"""',
             "",
             *render(call("def __init__", "self", *arguments), 1, suffix=" -> None:"),
             "        super().__init__()",
-            f"        padding = {_padding(name['stride'], name['dilation'])}  # {keeps}",
-            f"        self.conv = nn.Conv2d(in_channels, out_channels, kernel{conv_args}, padding=padding, "
-            f"bias={not self.norm})",
+            *_padding_lines(name["padding"], name["stride"], name["dilation"], pairs),
+            *render(call("nn.Conv2d", "in_channels", "out_channels", "kernel", **conv_args), 2, prefix="self.conv = "),
         ]
         if self.norm:
             eps = "" if name["eps"] == "1e-05" else f", eps={name['eps']}"
@@ -101,9 +110,26 @@ class ConvBlock:
         return "Convolution with bias, then activation: the basic layer without batch norm (as in the 2014 paper)."
 
 
-def _padding(stride: str, dilation: str) -> str:
+def _padding_lines(padding: str, stride: str, dilation: str, pairs: bool) -> list[str]:
+    """The class body's `padding = ...`: timm's symmetric padding where `padding` is None (per side for pairs)."""
+    keeps = "keeps height and width" if stride == "1" else "symmetric, as timm pads"
+    if padding not in ("None", "padding"):
+        return [f"        padding = {padding}"]
+    if pairs:
+        symmetric = f"tuple({_padding('k', stride, dilation)} for k in kernel)"
+        normalize = ["kernel = (kernel, kernel) if isinstance(kernel, int) else kernel"]
+    else:
+        symmetric, normalize = _padding("kernel", stride, dilation), []
+    if padding == "None":
+        return [f"        {line}" for line in normalize] + [f"        padding = {symmetric}  # {keeps}"]
+    return [f"        if padding is None:  # {keeps}"] + [
+        f"            {line}" for line in [*normalize, f"padding = {symmetric}"]
+    ]
+
+
+def _padding(kernel: str, stride: str, dilation: str) -> str:
     """timm's symmetric padding, ((stride - 1) + dilation * (kernel - 1)) // 2, minus the ones."""
-    span = "kernel - 1" if dilation == "1" else f"{dilation} * (kernel - 1)"
+    span = f"{kernel} - 1" if dilation == "1" else f"{dilation} * ({kernel} - 1)"
     return f"({span}) // 2" if stride == "1" else f"({stride} - 1 + {span}) // 2"
 
 
@@ -161,16 +187,25 @@ class LayerWriter:
         return None if knobs is None else self.blocks[False].use(cast(nn.Conv2d, conv), knobs)  # _conv_knobs checked
 
     def _conv_knobs(self, conv: nn.Module, *, bias: bool, act: nn.Module) -> dict[str, str] | None:
-        """The knobs of a square, symmetrically padded conv as code, or None if it is not one."""
+        """The knobs of a conv with one stride and dilation as code (padding None where it is timm's
+        symmetric one), or None if it is not such a conv."""
         if type(conv) is not nn.Conv2d or (conv.bias is not None) != bias or conv.padding_mode != "zeros":
             return None
-        (k, k2), (s, s2), (d, d2), padding = conv.kernel_size, conv.stride, conv.dilation, conv.padding
-        if k != k2 or s != s2 or d != d2 or padding != ((s - 1 + d * (k - 1)) // 2,) * 2:
+        (s, s2), (d, d2), padding = conv.stride, conv.dilation, conv.padding
+        if s != s2 or d != d2 or isinstance(padding, str):
             return None
+        symmetric = tuple((s - 1 + d * (k - 1)) // 2 for k in conv.kernel_size)
+        explicit = str(padding[0]) if padding[0] == padding[1] else str(tuple(padding))
         act_code = self.translate(act)
         if act_code is None:
             return None
-        return {"stride": str(s), "dilation": str(d), "groups": str(conv.groups), "act": act_code.flat()}
+        return {
+            "stride": str(s),
+            "padding": "None" if padding == symmetric else explicit,
+            "dilation": str(d),
+            "groups": str(conv.groups),
+            "act": act_code.flat(),
+        }
 
 
 def timm_layer_without_twin(module: nn.Module) -> str | None:

@@ -390,12 +390,20 @@ def test_torch_only_conv_norm_act_matches_sandbox_layers() -> None:
     exec(LAYERS_STANDIN, namespace)
     standin = namespace["conv_norm_act"]
     assert inspect.signature(standin).parameters.keys() == inspect.signature(conv_norm_act).parameters.keys()
-    for options in ({}, {"norm": "none"}, {"act": "gelu", "stride": 2, "norm_eps": 1e-3}, {"dilation": 2}):
+    for kernel, options in (
+        (3, {}),
+        (3, {"norm": "none"}),
+        (3, {"act": "gelu", "stride": 2, "norm_eps": 1e-3}),
+        (3, {"dilation": 2}),
+        ((1, 7), {"stride": 2}),
+        ([7, 1], {"norm": "none", "padding": [1, 0]}),
+        (3, {"padding": 0, "groups": 2, "stride": 2}),
+    ):
         torch.manual_seed(0)
-        ours, theirs = standin(3, 4, 3, **options).eval(), conv_norm_act(3, 4, 3, **options).eval()
+        ours, theirs = standin(4, 4, kernel, **options).eval(), conv_norm_act(4, 4, kernel, **options).eval()
         ours.load_state_dict(theirs.state_dict())  # strict: same keys
-        images = torch.rand(2, 3, 9, 9)
-        assert torch.allclose(ours(images), theirs(images), atol=1e-6), options
+        images = torch.rand(2, 4, 9, 9)
+        assert torch.allclose(ours(images), theirs(images), atol=1e-6), (kernel, options)
 
 
 @pytest.mark.parametrize(

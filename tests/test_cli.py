@@ -21,6 +21,7 @@ pytestmark = pytest.mark.usefixtures("isolated_registry")
 
 NIN = REPO / "plugins" / "examples" / "nin.py"
 DEFAULTS = "norm: str = 'batchnorm', act: str = 'relu', norm_eps: float = 1e-05"
+STRIDE = "stride: int = 1, padding: int | None = None"
 
 
 def listed_plugins(out: str) -> dict[tuple[str, str], tuple[str, str]]:
@@ -42,11 +43,15 @@ def listed_plugins(out: str) -> dict[tuple[str, str], tuple[str, str]]:
     [
         ("stem", "googlenet", f"{DEFAULTS}, lrn: bool = False", "stems.py"),
         ("stem", "conv3x3", f"out: int, {DEFAULTS}", "stems.py"),
-        ("branch", "conv1x1", f"out: int, {DEFAULTS}", "branches.py"),
-        ("branch", "conv3x3", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
-        ("branch", "conv5x5", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
-        ("branch", "double3x3", f"out: int, reduce: int, {DEFAULTS}", "branches.py"),
-        ("branch", "pool_proj", f"out: int, {DEFAULTS}", "branches.py"),
+        ("branch", "conv1x1", f"out: int, stride: int = 1, {DEFAULTS}", "branches.py"),
+        ("branch", "conv3x3", f"out: int, reduce: int, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "conv5x5", f"out: int, reduce: int, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "double3x3", f"out: int, reduce: int, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "factorized", f"out: int, reduce: int, n: int = 7, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "separable", f"out: int, kernel: int = 3, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "pool_proj", f"out: int, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "avg_pool_proj", f"out: int, {STRIDE}, {DEFAULTS}", "branches.py"),
+        ("branch", "pool", f"kind: Literal['max', 'avg'] = 'max', kernel: int = 3, {STRIDE}", "branches.py"),
         ("downsample", "maxpool", "kernel: int = 3, stride: int = 2, ceil_mode: bool = True", "downsamples.py"),
     ],
 )

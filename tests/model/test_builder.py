@@ -22,14 +22,43 @@ BRANCHES = [
     ("conv5x5", {"reduce": 4, "out": 6}),
     ("double3x3", {"reduce": 4, "out": 10}),
     ("pool_proj", {"out": 5}),
+    ("avg_pool_proj", {"out": 5}),
+    ("conv", {"out": 6, "kernel": [1, 3]}),
+    ("factorized", {"reduce": 4, "out": 6, "n": 5}),
+    ("separable", {"out": 7, "kernel": 5}),
 ]
+POOLS = [("pool", {"kind": "max"}), ("pool", {"kind": "avg", "kernel": 5})]  # no projection: the input's width
+SPATIAL = [*(b for b in BRANCHES if b[0] != "conv1x1"), *POOLS]
+
+
+def _branch(name: str, params: dict[str, Any], **options: Any) -> nn.Module:
+    factory = REGISTRY.get("branch", name, name).factory
+    takes_norm = "norm" in REGISTRY.get("branch", name, name).params
+    return factory(16, **params, **options) if takes_norm or "norm" not in options else factory(16, **params)
 
 
 @pytest.mark.parametrize("norm", ["batchnorm", "none"])
-@pytest.mark.parametrize(("name", "params"), BRANCHES, ids=[name for name, _ in BRANCHES])
-def test_builtin_branch_keeps_height_and_width(name: str, params: dict[str, int], norm: str) -> None:
-    branch = REGISTRY.get("branch", name, name).factory(16, norm=norm, **params)
-    assert branch(torch.rand(2, 16, 7, 9)).shape == (2, params["out"], 7, 9)
+@pytest.mark.parametrize(("name", "params"), BRANCHES + POOLS, ids=[name for name, _ in BRANCHES + POOLS])
+def test_builtin_branch_keeps_height_and_width(name: str, params: dict[str, Any], norm: str) -> None:
+    branch = _branch(name, params, norm=norm)
+    assert branch(torch.rand(2, 16, 7, 9)).shape == (2, params.get("out", 16), 7, 9)
+
+
+@pytest.mark.parametrize(("name", "params"), BRANCHES + POOLS, ids=[name for name, _ in BRANCHES + POOLS])
+def test_every_builtin_branch_strides_to_the_same_size(name: str, params: dict[str, Any]) -> None:
+    """At stride 2 every branch gives ceil(size / 2), so the branches of a reduction module agree."""
+    for size in ((7, 9), (8, 10)):
+        assert _branch(name, params, stride=2)(torch.rand(2, 16, *size)).shape[2:] == (4, 5)
+
+
+@pytest.mark.parametrize(("name", "params"), SPATIAL, ids=[name for name, _ in SPATIAL])
+def test_padding_zero_is_the_valid_reduction_of_inception_v3(name: str, params: dict[str, Any]) -> None:
+    kernel = params.get("kernel", 5 if name == "conv5x5" else 3)
+    rows, columns = (1, kernel[1]) if isinstance(kernel, list) else (params.get("n", kernel),) * 2
+    if name == "factorized":  # the padding is the last layer's, the nx1
+        rows, columns = params["n"], 1
+    out = _branch(name, params, stride=2, padding=0)(torch.rand(2, 16, 17, 17))
+    assert out.shape[2:] == ((17 - rows) // 2 + 1, (17 - columns) // 2 + 1)
 
 
 def test_module_concatenates_branches_and_stages_downsample(small_spec: Callable[[], Spec]) -> None:

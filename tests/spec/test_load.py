@@ -57,7 +57,7 @@ BAD_SPECS = [
     Bad("unknown-stem", lambda s: s["stem"].update(type="conv3x4"), "stem.type",
         ("unknown stem 'conv3x4' (known: conv3x3, googlenet", "did you mean 'conv3x3'?")),
     Bad("unknown-branch", lambda s: branch(s, 1).update(type="conv3x4"), "stages[0].modules[0].branches[1].type",
-        ("unknown branch 'conv3x4' (known: conv1x1, conv3x3, ", "did you mean 'conv3x3'?")),
+        ("unknown branch 'conv3x4' (known: avg_pool_proj, conv, conv1x1, conv3x3, ", "did you mean 'conv3x3'?")),
     Bad("unknown-downsample", lambda s: s["stages"][1]["downsample"].update(type="maxpol"),
         "stages[1].downsample.type", ("did you mean 'maxpool'?",)),
     Bad("missing-stages", lambda s: s.pop("stages"), "spec", ("missing key 'stages'",)),
@@ -67,7 +67,7 @@ BAD_SPECS = [
     Bad("unknown-top-key", lambda s: s.update(stagse=[]), "stagse", ("unknown key (allowed here: name,",)),
     Bad("unprintable-key", lambda s: s.update({"a\nb": 1}), "'a\\nb'", ("unknown key",)),  # still one line
     Bad("unknown-plugin-key", lambda s: branch(s, 0).update(kernel=3), "stages[0].modules[0].branches[0].kernel",
-        ("unknown key for branch 'conv1x1' (takes: out, norm, act, norm_eps)",)),
+        ("unknown key for branch 'conv1x1' (takes: out, stride, norm, act, norm_eps)",)),
     Bad("unknown-default", lambda s: s.update(defaults={"nrom": "none"}), "defaults.nrom",
         ("no plugin in this spec takes it",)),
     Bad("wrong-type-string", lambda s: branch(s, 1).update(out="16"), "stages[0].modules[0].branches[1].out",

@@ -25,23 +25,25 @@ from sandbox.export.carry import LAYERS_STANDIN, Carrier
 from sandbox.export.code import LINE_LENGTH, Code, Imports, call, listing, literal, render
 from sandbox.export.layers import LayerWriter, timm_layer_without_twin
 from sandbox.export.source import Exportable
-from sandbox.model.blocks import EXPORTED, Inception, Stage
+from sandbox.model.blocks import ALWAYS_EXPORTED, EXPORTED, ConvHead, Inception, ResidualInception, Split, Stage
 from sandbox.model.builder import InceptionNet
 from sandbox.model.flops import Counts, count, format_table
 from sandbox.spec.load import Call, Spec
+from sandbox.spec.schema import Branch, ModuleSpec
 
 WEIGHTS_SUFFIX = ".pt"  # torch.save'd state dict: torch alone reads it, with weights_only=True
 TOLERANCE = 1e-5  # max abs difference from the sandbox network, relative to the output's scale
 RESERVED = {
     "CHANNELS", "SIZE", "MEAN", "STD", "CLASSES", "WEIGHTS", "ConvBNAct", "ConvAct", "Inception", "Stage",
     "Head", "InceptionNet", "build", "load", "predict", "NO_NORM", "ACTIVATIONS", "conv_norm_act",
+    "ResidualInception", "Split", "ConvHead",
 }  # fmt: skip
 
 NETWORK = '''
 class InceptionNet(nn.Module):
     """Stem, stages, head. Takes float images in [0, 1] and normalizes them itself with MEAN and STD."""
 
-    def __init__(self, stem: nn.Module, stages: list[Stage], head: Head) -> None:
+    def __init__(self, stem: nn.Module, stages: list[Stage], head: nn.Module) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(MEAN).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(STD).view(1, -1, 1, 1), persistent=False)
@@ -143,7 +145,7 @@ def python_source(exportable: Exportable, out: Path) -> str:
         header,
         *([LAYERS_STANDIN] if carrier.needs_layers else []),
         *classes,
-        *(textwrap.dedent(inspect.getsource(block)).strip() for block in EXPORTED),
+        *(textwrap.dedent(inspect.getsource(block)).strip() for block in _blocks_used(model)),
         NETWORK,
         *carried,
         "\n".join(build),
@@ -194,6 +196,18 @@ def _network(
         code.comment = comment
         return code
 
+    def branch_code(module: nn.Module, branch: Branch, in_channels: int, size: tuple[int, int]) -> Code:
+        """A branch's code; a split's parts are built on the trunk's output, whose width a probe measures."""
+        if isinstance(branch, Call):
+            return part(module, branch, in_channels, _describe(branch, spec))
+        split = cast(Split, module)
+        middle, height, width = _output(split.trunk, in_channels, size)
+        pairs = zip(split.parts, branch.parts, strict=True)
+        parts = [branch_code(module, part_spec, middle, (height, width)) for module, part_spec in pairs]
+        trunk = branch_code(split.trunk, branch.trunk, in_channels, size)
+        note = f"split: the trunk, then {len(parts)} parts side by side on its {middle} channels"
+        return call("Split", trunk, *parts, comment=note)
+
     channels, height, width = shapes["stem"]
     stem = part(model.stem, spec.stem, spec.channels, f"{_describe(spec.stem, spec)} → {channels}x{height}x{width}")
     stages = []
@@ -206,20 +220,53 @@ def _network(
             items["downsample"] = part(stage.downsample, stage_spec.downsample, channels, note)
             channels, height, width = new
         blocks = []
+        start = (height, width)
         for block, module_spec in zip(cast("Iterable[Inception]", stage.blocks), stage_spec.modules, strict=True):
-            out = shapes[module_spec.name][0]
+            out = shapes[module_spec.name]
             branches = [
-                part(branch, branch_call, channels, _describe(branch_call, spec))
-                for branch, branch_call in zip(block.branches, module_spec.branches, strict=True)
+                branch_code(branch, branch_spec, channels, (height, width))
+                for branch, branch_spec in zip(block.branches, module_spec.branches, strict=True)
             ]
-            note = f"{module_spec.name}: {channels} → {out} channels at {height}x{width}"
-            blocks.append(call("Inception", *branches, comment=note))
-            channels = out
-        note = f"stage {s}: {len(blocks)} Inception module{'s' * (len(blocks) > 1)} at {height}x{width}"
+            note = f"{module_spec.name}: {channels} → {out[0]} channels, {height}x{width} → {out[1]}x{out[2]}"
+            if out[1:] == (height, width):
+                note = f"{module_spec.name}: {channels} → {out[0]} channels at {height}x{width}"
+            blocks.append(_block_code(block, module_spec, branches, layers, note))
+            channels, height, width = out
+        at = f"at {height}x{width}" if (height, width) == start else f"from {start[0]}x{start[1]} to {height}x{width}"
+        note = f"stage {s}: {len(blocks)} Inception module{'s' * (len(blocks) > 1)} {at}"
         stages.append(call("Stage", **items, blocks=listing(blocks), comment=note))
     note = f"global average pool, dropout, linear → {spec.classes} classes"
-    head = call("Head", str(channels), str(spec.classes), dropout=repr(spec.dropout), comment=note)
+    if isinstance(model.head, ConvHead):
+        note = f"dropout, 1x1 conv to {spec.classes} classes, global average pool (no linear layer)"
+    head_kind = "Head" if spec.fc else "ConvHead"
+    head = call(head_kind, str(channels), str(spec.classes), dropout=repr(spec.dropout), comment=note)
     return call("InceptionNet", stem=stem, stages=listing(stages), head=head)
+
+
+def _block_code(block: Inception, module: ModuleSpec, branches: list[Code], layers: LayerWriter, note: str) -> Code:
+    """`Inception(branch, ...)`, or `ResidualInception(branch, ..., project=..., scale=..., act=...)`."""
+    if not isinstance(block, ResidualInception):
+        return call("Inception", *branches, comment=note)
+    project, act = layers.translate(block.project), layers.translate(block.act)
+    if project is None or act is None:
+        raise SandboxError(f"{module.path}.act: activation {module.act!r} has no torch-only equivalent here")
+    note = f"{note}, residual: projected back, scaled by {module.scale:g}, added, then {module.act}"
+    return call("ResidualInception", *branches, project=project, scale=repr(module.scale), act=act, comment=note)
+
+
+def _output(module: nn.Module, channels: int, size: tuple[int, int]) -> tuple[int, int, int]:
+    """The (channels, height, width) `module` gives for a `channels`-wide input of `size`, measured in eval mode."""
+    training = module.training
+    with torch.no_grad():
+        _, out, height, width = module.eval()(torch.zeros(1, channels, *size)).shape
+    module.train(training)
+    return out, height, width
+
+
+def _blocks_used(model: nn.Module) -> list[type[nn.Module]]:
+    """The building blocks the file carries: the ones every file has, and the others this network uses."""
+    used = {type(m) for m in model.modules()}
+    return [block for block in EXPORTED if block in ALWAYS_EXPORTED or block in used]
 
 
 def _describe(plugin_call: Call, spec: Spec) -> str:

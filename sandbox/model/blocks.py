@@ -20,6 +20,34 @@ class Inception(nn.Module):
         return torch.cat([branch(x) for branch in self.branches], dim=1)
 
 
+class ResidualInception(Inception):
+    """Inception-ResNet's module: the branches concatenated, a 1x1 projection back to the input's
+    width, scaled (0.1 to 0.3 in the paper keeps deep stacks stable), added to the input, then `act`."""
+
+    def __init__(self, *branches: nn.Module, project: nn.Module, scale: float, act: nn.Module) -> None:
+        super().__init__(*branches)
+        self.project = project
+        self.scale = scale
+        self.act = act
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(x + self.scale * self.project(super().forward(x)))
+
+
+class Split(nn.Module):
+    """A branch that splits: the trunk, then the parts side by side on its output, concatenated on
+    channels (Inception-v3's Mixed_7b: a 1x1, then a 1x3 and a 3x1 on what it gives)."""
+
+    def __init__(self, trunk: nn.Module, *parts: nn.Module) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.trunk(x)
+        return torch.cat([part(x) for part in self.parts], dim=1)
+
+
 class Stage(nn.Module):
     """An optional downsample, then Inception modules in sequence."""
 
@@ -48,4 +76,19 @@ class Head(nn.Module):
         return self.fc(self.dropout(self.pool(x).flatten(1)))
 
 
-EXPORTED = (Inception, Stage, Head)  # the classes an exported file carries, in order
+class ConvHead(nn.Module):
+    """Network-in-Network's head: dropout, a 1x1 convolution to the classes, global average pool;
+    no linear layer, so each class has its own feature map."""
+
+    def __init__(self, channels: int, classes: int, dropout: float) -> None:
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv2d(channels, classes, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.pool(self.conv(self.dropout(x))).flatten(1)
+
+
+EXPORTED = (Inception, ResidualInception, Split, Stage, Head, ConvHead)  # what an exported file may carry, in order
+ALWAYS_EXPORTED = (Inception, Stage, Head)  # carried by every file; the others where the network uses them

@@ -17,8 +17,9 @@ from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, SpecError, describe
 from sandbox.layers import conv_norm_act
-from sandbox.model.blocks import Head, Inception, Stage
+from sandbox.model.blocks import ConvHead, Head, Inception, ResidualInception, Split, Stage
 from sandbox.spec.load import AuxSpec, Call, Spec, load_spec
+from sandbox.spec.schema import Branch, ModuleSpec, branch_label
 
 Shape = tuple[int, int, int]  # channels, height, width
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
@@ -55,7 +56,7 @@ class InceptionNet(nn.Module):
         spec: Spec,
         stem: nn.Module,
         stages: list[Stage],
-        head: Head,
+        head: nn.Module,
         aux: list[tuple[int, int, AuxHead, float]],
     ) -> None:
         super().__init__()
@@ -124,26 +125,68 @@ def _assemble(spec: Spec) -> InceptionNet:
             downsample, shape = _make(stage_spec.downsample, shape, f"stage {s}'s downsample")
         blocks: list[nn.Module] = []
         for b, module_spec in enumerate(stage_spec.modules):
-            branches = []
-            widths = []
-            for call in module_spec.branches:
-                branch, out = _make(call, shape, f"branch {call.type!r}")
-                if out[1:] != shape[1:]:
-                    raise SpecError(
-                        call.path,
-                        f"branch {call.type!r} ({call.plugin.source}) changes height/width "
-                        f"{shape[1]}x{shape[2]} → {out[1]}x{out[2]}; branches must keep them",
-                    )
-                branches.append(branch)
-                widths.append(out[0])
-            blocks.append(Inception(*branches))
-            shape = (sum(widths), shape[1], shape[2])
+            block, shape = _inception(module_spec, shape)
+            blocks.append(block)
             if module_spec.name in taps:
                 aux = taps[module_spec.name]
                 aux_heads.append((s, b, _aux_head(aux, shape, spec), aux.weight))
         stages.append(Stage(blocks, downsample))
-    head = _checked("classes", "the classifier", lambda: Head(shape[0], spec.classes, spec.dropout))
+    head_kind = Head if spec.fc else ConvHead
+    head = _checked("classes", "the classifier", lambda: head_kind(shape[0], spec.classes, spec.dropout))
     return InceptionNet(spec, stem, stages, head, aux_heads)
+
+
+def _inception(module: ModuleSpec, shape: Shape) -> tuple[nn.Module, Shape]:
+    """One Inception module and its output shape: its branches must keep the input's height and
+    width, or, in a reduction module, all give the same reduced size."""
+    built = [_branch(branch, shape) for branch in module.branches]
+    first, size = module.branches[0], built[0][1][1:]
+    for branch, (_, out) in zip(module.branches, built, strict=True):
+        if module.stride == 1 and out[1:] != shape[1:]:
+            raise SpecError(
+                branch.path,
+                f"{_what(branch)} changes height/width {_size(shape)} → {_size(out)}; branches must keep them "
+                "(a module with stride reduces)",
+            )
+        if out[1:] != size:
+            raise SpecError(
+                branch.path,
+                f"{_what(branch)} reduces {_size(shape)} to {_size(out)}, but {_what(first)} ({first.path}) to "
+                f"{_size(built[0][1])}; the branches of a reduction module must agree (padding: 0 on some only?)",
+            )
+    modules = [branch for branch, _ in built]
+    width = sum(out[0] for _, out in built)
+    if module.combine == "concat":
+        return Inception(*modules), (width, *size)
+    project = _checked(f"{module.path}.combine", "the residual's projection", lambda: nn.Conv2d(width, shape[0], 1))
+    act = _checked(f"{module.path}.act", "the residual's activation", lambda: get_act_layer(module.act)(inplace=True))
+    return ResidualInception(*modules, project=project, scale=module.scale, act=act), shape
+
+
+def _branch(branch: Branch, shape: Shape) -> tuple[nn.Module, Shape]:
+    """A branch's module and output shape; a split's parts must keep the height and width its trunk gives."""
+    if isinstance(branch, Call):
+        return _make(branch, shape, f"branch {branch.type!r}")
+    trunk, middle = _branch(branch.trunk, shape)
+    parts = [_branch(part, middle) for part in branch.parts]
+    for part, (_, out) in zip(branch.parts, parts, strict=True):
+        if out[1:] != middle[1:]:
+            raise SpecError(
+                part.path,
+                f"{_what(part)} changes height/width {_size(middle)} → {_size(out)}; "
+                "the parts of a split must keep what the trunk gives",
+            )
+    return Split(trunk, *(module for module, _ in parts)), (sum(out[0] for _, out in parts), *middle[1:])
+
+
+def _what(branch: Branch) -> str:
+    if isinstance(branch, Call):
+        return f"branch {branch.type!r} ({branch.plugin.source})"
+    return f"split branch {branch_label(branch)!r}"
+
+
+def _size(shape: Shape) -> str:
+    return f"{shape[1]}x{shape[2]}"
 
 
 def _aux_head(aux: AuxSpec, shape: Shape, spec: Spec) -> AuxHead:
@@ -187,13 +230,13 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
             probe.train()
         except Exception as err:
             raise SpecError(
-                call.path,
+                _collapse_key(call),
                 f"{what} cannot take a {shape[0]}x{shape[1]}x{shape[2]} input "
                 f"(the feature map may have collapsed): {describe(err)}",
             ) from err
     if not isinstance(out, Tensor) or out.dim() != 4 or min(out.shape[1:]) < 1:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        raise SpecError(call.path, f"{what} produced {got}, not a non-empty (N, C, H, W) feature map")
+        raise SpecError(_collapse_key(call), f"{what} produced {got}, not a non-empty (N, C, H, W) feature map")
     real = probe if torch.empty(0).device.type == "meta" else create()
     shapes = [{k: v.shape for k, v in module.state_dict().items()} for module in (probe, real)]
     if shapes[0] != shapes[1]:  # the probe measured another module: the network would fail in training
@@ -203,3 +246,10 @@ def _make(call: Call, shape: Shape, what: str) -> tuple[nn.Module, Shape]:
             "a plugin must build the same module every time",
         )
     return real, (out.shape[1], out.shape[2], out.shape[3])
+
+
+def _collapse_key(call: Call) -> str:
+    """Where a feature map that collapses in a call is blamed: its stride's key when it strides
+    (a reduction module's own `stride`, say), else the call."""
+    stride = call.params.get("stride", 1)
+    return call.sources["stride"] if isinstance(stride, int) and stride > 1 else call.path

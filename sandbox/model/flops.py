@@ -20,6 +20,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sandbox.model.blocks import Stage
 from sandbox.model.builder import InceptionNet, build
 from sandbox.spec.load import Spec, load_spec
+from sandbox.spec.schema import branch_label
 
 FLOPS_CONVENTION = (
     "FLOPs: forward, per image at the spec's input size, 2 per multiply-add "
@@ -88,8 +89,10 @@ def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
         if stage_spec.downsample is not None:
             rows.append((f"stage{s}.downsample", f"downsample {stage_spec.downsample.type}", stage.downsample))
         for block, module_spec in zip(stage.blocks, stage_spec.modules, strict=True):
-            kinds = "+".join(call.type for call in module_spec.branches)
-            rows.append((module_spec.name, f"inception {kinds}", block))
+            kinds = "+".join(map(branch_label, module_spec.branches))
+            combine = "" if module_spec.combine == "concat" else f" residual x{module_spec.scale:g}"
+            stride = "" if module_spec.stride == 1 else f" /{module_spec.stride}"
+            rows.append((module_spec.name, f"inception{stride}{combine} {kinds}", block))
     rows.append(("head", "head", model.head))
     for (s, b), head in zip(model.aux_taps, model.aux, strict=True):  # in forward order, not the spec's
         rows.append((f"aux@{spec.stages[s].modules[b].name}", "aux", head))

@@ -173,10 +173,12 @@ def _slot(slot: Any, key: str | int) -> Any:
     return None
 
 
-def _check_type_choice(mapping: Mapping[str, Any], path: str, kind: Any) -> None:
+def _check_type_choice(mapping: Mapping[str, Any], path: str, slot: Any) -> None:
     """A key beside `type: {choice: ...}` must be taken by every plugin the choice may pick.
 
-    `kind` is the plugin kind the spec's schema puts at this place (None where no call belongs)."""
+    `slot` is what the spec's schema puts at this place: a plugin kind, a mapping whose "type" is
+    one (a branch, which may also split), or None where no call belongs."""
+    kind = slot.get("type") if isinstance(slot, Mapping) else slot
     primitive = parse_primitive(mapping.get("type"), f"{path}.type")
     if (
         not isinstance(kind, str)

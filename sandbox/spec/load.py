@@ -35,12 +35,17 @@ from sandbox.spec.schema import (
     MAX_MODULES,
     MAX_REPEAT,
     MAX_STAGES,
+    MODULE_KEYS,
+    SPLIT_KEYS,
     TOP_LEVEL_KEYS,
     WIDTH_KEYS,
     AuxSpec,
+    Branch,
     Call,
+    Combine,
     ModuleSpec,
     Spec,
+    SplitSpec,
     StageSpec,
 )
 from sandbox.train.config import data_config, train_config
@@ -170,7 +175,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
             raise SpecError(f"{tap.path}.after", f"module {tap.after!r} already has an aux head")
 
     head = mapping(raw.get("head", {}), "head")
-    check_keys(head, ("dropout",), "head")
+    check_keys(head, ("dropout", "fc"), "head")
     return Spec(
         name=typed(raw.get("name", source.stem if source else "network"), str, "name"),
         channels=channels,
@@ -181,6 +186,7 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
         stem=stem,
         stages=tuple(stages),
         dropout=probability(head.get("dropout", 0.2), "head.dropout"),
+        fc=typed(head.get("fc", True), bool, "head.fc"),
         aux=aux,
         train=train_config(raw.get("train") or {}),
         data=data_config(raw.get("data") or {}),
@@ -215,20 +221,46 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     """One entry of `modules:`, which `repeat: n` turns into n modules of the same widths."""
     path = f"stages[{stage}].modules[{index}]"
     module = mapping(raw, path)
-    check_keys(module, ("name", "branches", "repeat"), path, required=("branches",))
+    check_keys(module, MODULE_KEYS, path, required=("branches",))
     repeat = positive_int(module.get("repeat", 1), f"{path}.repeat", maximum=MAX_REPEAT)
+    stride = positive_int(module.get("stride", 1), f"{path}.stride")
+    combine: Combine = check_type(module.get("combine", "concat"), Combine, f"{path}.combine")
+    if combine == "residual" and stride > 1:
+        why = "the input it adds back keeps its height and width; reduce in a concat module or a downsample"
+        raise SpecError(f"{path}.stride", f"a residual module cannot have stride {stride}: {why}")
+    scale = typed(module.get("scale", 1.0), float, f"{path}.scale")
+    if scale <= 0:
+        raise SpecError(f"{path}.scale", f"the residual's scale must be positive, got {scale}")
+    act = typed(module.get("act", defaults.get("act", "relu")), str, f"{path}.act")
     branches_raw = module["branches"]
     if not isinstance(branches_raw, list) or not branches_raw:
         raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {kind_of(branches_raw)}")
-    branches = tuple(_call("branch", b, f"{path}.branches[{k}]", defaults) for k, b in enumerate(branches_raw))
+    imposed = {"stride": (stride, f"{path}.stride")} if stride > 1 else {}
+    branches = tuple(_branch(b, f"{path}.branches[{k}]", defaults, imposed) for k, b in enumerate(branches_raw))
     base = typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
     names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
-    return [ModuleSpec(name, branches, path) for name in names]
+    return [ModuleSpec(name, branches, path, stride, combine, scale, act) for name in names]
+
+
+def _branch(raw: Any, path: str, defaults: Mapping[str, Any], imposed: Mapping[str, tuple[Any, str]]) -> Branch:
+    """One entry of `branches:`: a plugin call, or `{trunk: branch, split: [branch, ...]}`, whose
+    trunk takes what the module imposes (its stride) and whose parts run on the trunk's output."""
+    entry = mapping(raw, path)
+    if not any(key in entry for key in SPLIT_KEYS):
+        return _call("branch", entry, path, defaults, imposed)
+    check_keys(entry, SPLIT_KEYS, path, required=SPLIT_KEYS)
+    parts_raw = entry["split"]
+    if not isinstance(parts_raw, list) or not parts_raw:
+        got = "an empty list" if parts_raw == [] else kind_of(parts_raw)
+        raise SpecError(f"{path}.split", f"expected a non-empty list of branches to split into, got {got}")
+    trunk = _branch(entry["trunk"], f"{path}.trunk", defaults, imposed)
+    parts = tuple(_branch(part, f"{path}.split[{i}]", defaults, {}) for i, part in enumerate(parts_raw))
+    return SplitSpec(trunk, parts, path)
 
 
 def _calls(stage: StageSpec) -> list[Call]:
     down = [stage.downsample] if stage.downsample is not None else []
-    return [*down, *(call for module in stage.modules for call in module.branches)]
+    return [*down, *(call for module in stage.modules for call in module.calls)]
 
 
 def _check_defaults(defaults: Mapping[str, Any], calls: Sequence[Call]) -> None:
@@ -280,8 +312,11 @@ def _normalization(raw: Any, channels: int) -> tuple[tuple[float, ...], tuple[fl
     return values[0], values[1]
 
 
-def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
-    """Check a `{type: ..., key: value}` mapping against the plugin's signature."""
+def _call(
+    kind: str, raw: Any, path: str, defaults: Mapping[str, Any], imposed: Mapping[str, tuple[Any, str]] | None = None
+) -> Call:
+    """Check a `{type: ..., key: value}` mapping against the plugin's signature. `imposed` keys
+    (a reduction module's stride) are set by an enclosing key, given as (value, that key's path)."""
     call = mapping(raw, path)
     if "type" not in call:
         raise SpecError(path, f"missing key 'type' (the {kind} plugin to use)")
@@ -292,13 +327,27 @@ def _call(kind: str, raw: Any, path: str, defaults: Mapping[str, Any]) -> Call:
         if key not in params:
             takes = ", ".join(params) or "no keys"
             raise SpecError(f"{path}.{key_text(key)}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
-    merged = {k: v for k, v in defaults.items() if k in params} | given
+    forced = _imposed(imposed or {}, given, params, f"{kind} {plugin.name!r}", path)
+    merged = {k: v for k, v in defaults.items() if k in params} | {k: v for k, (v, _) in forced.items()} | given
     for name, param in params.items():
         if name not in merged and param.required:
             raise SpecError(path, f"missing key {name!r} for {kind} {plugin.name!r}")
     where = {k: f"{path}.{k}" if k in given else f"defaults.{k}" for k in merged}  # a default errs at its own key
+    where |= {k: source for k, (_, source) in forced.items()}
     checked = {k: _check_param(v, params[k], where[k]) for k, v in merged.items()}
     return Call(plugin, checked, path, where)
+
+
+def _imposed(
+    imposed: Mapping[str, tuple[Any, str]], given: Mapping[str, Any], params: Mapping[str, Param], what: str, path: str
+) -> Mapping[str, tuple[Any, str]]:
+    """The keys an enclosing key sets on a call, refused where the plugin cannot take them or sets them too."""
+    for key, (value, source) in imposed.items():
+        if key not in params:
+            raise SpecError(source, f"{what} at {path} takes no {key}, so it cannot be in a module with {key} {value}")
+        if key in given:
+            raise SpecError(f"{path}.{key}", f"the module's {key} ({value}) sets it; give it on the module or here")
+    return imposed
 
 
 def _check_param(value: Any, param: Param, path: str) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sandbox.registry import Plugin
 from sandbox.search.config import SearchConfig
@@ -16,10 +16,15 @@ TOP_LEVEL_KEYS = (
     "name", "description", "input", "classes", "normalize", "defaults", "plugins",
     "stem", "stages", "head", "aux", "train", "data", "search",
 )  # fmt: skip
+SPLIT_KEYS = ("trunk", "split")  # a branch with these keys splits instead of calling a plugin
+BRANCH_SLOT: dict[str, Any] = {"type": "branch"}  # a branch calls a branch plugin, or splits into branches
+BRANCH_SLOT |= {"trunk": BRANCH_SLOT, "split": [BRANCH_SLOT]}
 PLUGIN_SLOTS: dict[str, Any] = {
     "stem": "stem",
-    "stages": [{"downsample": "downsample", "modules": [{"branches": ["branch"]}]}],
-}  # where a spec's plugin calls are: a string is the kind of the call at that place, a list one item of a list
+    "stages": [{"downsample": "downsample", "modules": [{"branches": [BRANCH_SLOT]}]}],
+}  # where a spec's plugin calls are: a string (or a mapping's "type") is the kind of the call there, a list one item
+MODULE_KEYS = ("name", "branches", "repeat", "stride", "combine", "scale", "act")
+Combine = Literal["concat", "residual"]  # a module's branches concatenated, or that added back to its input
 WIDTH_KEYS = ("out", "reduce", "width", "channels")
 MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
 MAX_REPEAT = 256  # modules per `repeat:`, for the same reason
@@ -55,12 +60,49 @@ class Call:
 
 
 @dataclass(frozen=True)
+class SplitSpec:
+    """A branch that splits: `trunk`, then `parts` side by side on its output, concatenated on
+    channels (Inception-v3's Mixed_7b: a 1x1, then a 1x3 and a 3x1 on its output)."""
+
+    trunk: Branch
+    parts: tuple[Branch, ...]
+    path: str
+
+
+Branch = Call | SplitSpec
+
+
+def branch_calls(branch: Branch) -> list[Call]:
+    """The plugin calls a branch makes, a split's trunk first."""
+    if isinstance(branch, Call):
+        return [branch]
+    return [*branch_calls(branch.trunk), *(call for part in branch.parts for call in branch_calls(part))]
+
+
+def branch_label(branch: Branch) -> str:
+    """A branch in words, for tables: its plugin, or `trunk>[part,part]` for a split."""
+    if isinstance(branch, Call):
+        return branch.type
+    return f"{branch_label(branch.trunk)}>[{','.join(map(branch_label, branch.parts))}]"
+
+
+@dataclass(frozen=True)
 class ModuleSpec:
-    """An Inception module: branches run side by side and concatenated on channels."""
+    """An Inception module: branches run side by side and concatenated on channels; with
+    `combine: residual` the concatenation is projected back to the input width, scaled and added
+    to the input, then `act` (Inception-ResNet); `stride` > 1 makes it a reduction module."""
 
     name: str
-    branches: tuple[Call, ...]
+    branches: tuple[Branch, ...]
     path: str
+    stride: int = 1
+    combine: Combine = "concat"
+    scale: float = 1.0
+    act: str = "relu"
+
+    @property
+    def calls(self) -> list[Call]:
+        return [call for branch in self.branches for call in branch_calls(branch)]
 
 
 @dataclass(frozen=True)
@@ -95,6 +137,7 @@ class Spec:
     stem: Call
     stages: tuple[StageSpec, ...]
     dropout: float
+    fc: bool  # False: the head is a 1x1 conv to the classes, then global average pooling (NiN)
     aux: tuple[AuxSpec, ...]
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()

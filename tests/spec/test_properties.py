@@ -23,7 +23,9 @@ from tests.conftest import SMALL_SPEC
 EXAMPLES = int(os.environ.get("SANDBOX_PROPERTY_EXAMPLES", "200"))  # raise it to hunt for bugs
 
 TOKENS = ["conv1x1", "conv3x3", "conv5x5", "double3x3", "pool_proj", "maxpool", "avgpool", "googlenet", "none", "relu",
-          "batchnorm", "0.0", "1.0", "type", "out", "reduce", "after", "repeat", "modules", "branches", ""]  # fmt: skip
+          "batchnorm", "0.0", "1.0", "type", "out", "reduce", "after", "repeat", "modules", "branches", "",
+          "conv", "factorized", "separable", "pool", "avg_pool_proj", "stride", "padding", "kernel", "n", "combine",
+          "residual", "concat", "scale", "act", "trunk", "split", "fc", "head", "max", "avg"]  # fmt: skip
 YAML_CHARACTERS = " \n\t:-[]{},'\"#&*!|>%@`0123456789abcxyz"
 KEYS = st.sampled_from(TOKENS) | st.text(max_size=5)
 SCALARS = st.one_of(
@@ -48,9 +50,29 @@ def _slots(node: Any) -> Iterator[tuple[dict | list, Any]]:
         yield from _slots(value)
 
 
+# The module keys and branches beyond GoogLeNet's, so that mutations reach them too.
+VARIANT_SPEC: dict[str, Any] = {
+    **SMALL_SPEC,
+    "stages": [
+        {"modules": [{"name": "r", "combine": "residual", "scale": 0.2, "act": "relu", "branches": [
+            {"type": "factorized", "reduce": 4, "out": 8, "n": 3},
+            {"trunk": {"type": "conv1x1", "out": 8}, "split": [{"type": "conv", "kernel": [1, 3], "out": 4},
+                                                               {"type": "conv", "kernel": [3, 1], "out": 4}]},
+        ]}]},
+        {"modules": [{"stride": 2, "branches": [
+            {"type": "conv3x3", "reduce": 4, "out": 8, "padding": 0},
+            {"type": "separable", "out": 8, "kernel": 3, "padding": 0},
+            {"type": "pool", "kind": "avg", "padding": 0},
+            {"type": "avg_pool_proj", "out": 4, "padding": 0},
+        ]}]},
+    ],
+    "head": {"dropout": 0.0, "fc": False},
+}  # fmt: skip
+
+
 @st.composite
 def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
-    spec = copy.deepcopy(SMALL_SPEC)
+    spec = copy.deepcopy(draw(st.sampled_from([SMALL_SPEC, VARIANT_SPEC])))
     for _ in range(draw(st.integers(1, 4))):
         slots = list(_slots(spec))
         container, key = slots[draw(st.integers(0, len(slots) - 1))]
@@ -73,7 +95,7 @@ def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def edited_yaml(draw: st.DrawFn) -> str:
     """The small spec as YAML with characters deleted, inserted or replaced here and there."""
-    text = yaml.safe_dump(SMALL_SPEC, sort_keys=False)
+    text = yaml.safe_dump(draw(st.sampled_from([SMALL_SPEC, VARIANT_SPEC])), sort_keys=False)
     for _ in range(draw(st.integers(1, 3))):
         start = draw(st.integers(0, len(text)))
         end = draw(st.integers(start, min(len(text), start + 8)))
@@ -114,6 +136,7 @@ def test_edited_and_random_yaml_builds_or_raises_sandbox_errors(workdir: Path, t
     _builds_or_raises_sandbox_error(file)
 
 
-def test_the_unmutated_spec_builds(workdir: Path) -> None:
-    """The mutations start from a spec that builds, so the errors above come from the mutations."""
-    assert build(load_spec(copy.deepcopy(SMALL_SPEC)), device="meta").spec.name == "small"
+@pytest.mark.parametrize("base", [SMALL_SPEC, VARIANT_SPEC], ids=["small", "variants"])
+def test_the_unmutated_specs_build(workdir: Path, base: dict[str, Any]) -> None:
+    """The mutations start from specs that build, so the errors above come from the mutations."""
+    assert build(load_spec(copy.deepcopy(base)), device="meta").spec.name == "small"

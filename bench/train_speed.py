@@ -15,7 +15,6 @@ the device's peak measured with a large matrix product.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import shutil
@@ -33,7 +32,7 @@ from torchvision.datasets import FashionMNIST
 
 from sandbox.model.builder import build
 from sandbox.model.flops import count
-from sandbox.spec.load import Spec, load_spec
+from sandbox.spec.load import Spec, load_spec, validate
 from sandbox.train.data import sample_root
 from sandbox.train.device import resolve_device
 from sandbox.train.loop import train_run
@@ -136,8 +135,9 @@ def main() -> None:
     raw = {
         **spec.raw,
         "train": {**(spec.raw.get("train") or {}), **{k: v for k, v in overrides.items() if v is not None}},
+        "data": {"dataset": "fashion-mnist"},  # its root is the (repeated) sample, passed as data_dir below
     }
-    spec = dataclasses.replace(spec, train=raw["train"], raw=raw, data={"dataset": "fashion-mnist"})
+    spec = validate(raw, base=args.spec.resolve().parent, source=args.spec)
     flops = count(spec).flops
     config = spec.train
 
@@ -154,7 +154,7 @@ def main() -> None:
         layout = "NHWC" if config.channels_last else "NCHW"
         sandbox = metrics["history"][-1]["images_per_second"]
         compiled = "no" if config.compile is False else str(config.compile)
-        rows.append(("sandbox", metrics["precision"], layout, compiled, sandbox, metrics["test_accuracy"]))
+        rows.append(("sandbox", metrics["train_precision"], layout, compiled, sandbox, metrics["test_accuracy"]))
         train_images = metrics["dataset"]["train"]
 
     peaks = {p: peak_gflops(device, {"fp32": torch.float32, "bf16": torch.bfloat16}[p]) for p in {r[1] for r in rows}}

@@ -5,10 +5,16 @@ How an image becomes the network's input, whatever its size or colour (`sandbox.
      (luminance), RGB for a 3-channel one;
   2. it is padded to a square with its border colour (so it is not stretched), then resized to the
      network's input size (bilinear, antialiased);
-  3. pixel values are scaled to [0, 1];
+  3. pixel values are scaled to [0, 1]: 8-bit ones by 255, 16-bit ones by 65535; float images must
+     hold [0, 1] already;
   4. Fashion-MNIST shows light clothes on a black background, so for a 1-channel network a picture
      with a light background (the mean of its border pixels above 0.5) is inverted
      (`--invert auto`, the default; `--invert always` / `never` decide for every image).
+
+An image that cannot be read is one line naming it, and the others are still classified (exit 1).
+So is one whose conversion would take more than 2 GiB, told from its header before it is decoded
+(`sandbox.export.images.MAX_IMAGE_BYTES`: a 100000x1 strip padded to a square would take 10 GB), and
+one over Pillow's decompression-bomb limit of about 89 million pixels.
 """
 
 from __future__ import annotations

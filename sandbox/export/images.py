@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -11,14 +13,25 @@ from torchvision.transforms.functional import pil_to_tensor
 
 from sandbox.errors import SandboxError
 
+# The most converting one image may take. The padding to a square is what grows: a 177-byte 100000x1 PNG
+# becomes a 100000x100000 square, 10 GB. Pillow's own pixel limit (Image.MAX_IMAGE_PIXELS, 89 million)
+# is applied as an error too, rather than as a warning printed in the middle of the output.
+MAX_IMAGE_BYTES = 2 * 2**30
+DEEP_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}  # mode → white
+
 
 def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tuple[Tensor, bool]:
     """An image file as a (channels, size, size) float tensor in [0, 1], converted as the module
-    docstring says, and whether it was inverted. A file PIL cannot read is a SandboxError naming it."""
+    docstring says, and whether it was inverted. A file PIL cannot read, or too large to convert within
+    MAX_IMAGE_BYTES (told by its header, before it is decoded), is a SandboxError naming it."""
+    bombs = (Image.DecompressionBombError, Image.DecompressionBombWarning)
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGBA")
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:  # lazy: only the header is read yet
+                _check_memory(path, opened.size, channels)
+                image = _eight_bit(path, ImageOps.exif_transpose(opened)).convert("RGBA")
+    except (OSError, UnidentifiedImageError, *bombs, ValueError) as err:
         strerror = err.strerror if isinstance(err, OSError) else None  # the other two have no strerror
         reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else strerror or err
         raise SandboxError(f"{path}: not a readable image: {reason}") from err
@@ -30,6 +43,35 @@ def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tu
     tensor = pil_to_tensor(square.resize((size, size), Image.Resampling.BILINEAR)).float() / 255
     inverted = channels == 1 and (invert == "always" or (invert == "auto" and _border(tensor).mean().item() > 0.5))
     return (1 - tensor if inverted else tensor), inverted
+
+
+def _check_memory(path: Path, size: tuple[int, int], channels: int) -> None:
+    """Refuse an image whose conversion would take more than MAX_IMAGE_BYTES: at most four full-size
+    copies, 4 bytes a pixel, and the padded square, 1 byte a pixel in gray and 4 in colour (an upper
+    estimate: a 6000x4000 photo takes 274 MB of the 420 MB this counts in gray, 425 of 528 in colour)."""
+    width, height = size
+    side = max(size)
+    needed = 16 * width * height + (1 if channels == 1 else 4) * side * side
+    if needed > MAX_IMAGE_BYTES:
+        raise SandboxError(
+            f"{path}: {width}x{height} pixels, padded to a {side}x{side} square, would take about "
+            f"{needed / 2**30:,.1f} GiB to convert, over the {MAX_IMAGE_BYTES / 2**30:g} GiB predict allows; "
+            "crop or shrink it first"
+        )
+
+
+def _eight_bit(path: Path, image: Image.Image) -> Image.Image:
+    """A 16-bit or float gray image as 8-bit gray, scaled by its range (DEEP_MODES) where Pillow's own
+    conversion clips at 255; one whose pixels lie outside that range is refused, not guessed at."""
+    white = DEEP_MODES.get(image.mode)
+    if white is None:
+        return image
+    low, high = cast("tuple[float, float]", image.getextrema())  # one band: (min, max)
+    if not (low >= 0 and high <= white):  # NaN fails too
+        raise SandboxError(
+            f"{path}: {image.mode} pixels range over [{low:g}, {high:g}]; predict reads this mode as 0 to {white:g}"
+        )
+    return image.convert("F").point(lambda v: v * (255 / white)).convert("L")
 
 
 def _border(image: Tensor) -> Tensor:

@@ -80,11 +80,24 @@ def load(weights: str | Path | None = None, device: str | torch.device = "cpu") 
 def predict(images: Tensor, model: nn.Module | None = None, top: int = 3) -> list[list[tuple[str, float]]]:
     """Per image, the `top` most likely classes by name with their probabilities, most likely first.
 
-    `images`: float tensor (N, CHANNELS, SIZE, SIZE), or one (CHANNELS, SIZE, SIZE), values in [0, 1].
+    `images`: float tensor (N, CHANNELS, SIZE, SIZE), or one (CHANNELS, SIZE, SIZE), values in [0, 1] and
+    not normalized (the network does it, with MEAN and STD). Anything else is a ValueError saying what it got,
+    since the network would answer it confidently and wrongly: an 8-bit (uint8) tensor too, refused rather
+    than divided by 255 here, so that no guess about a tensor's scale is ever made silently.
     `model` defaults to load(); pass it in when predicting repeatedly.
     """
-    model = model if model is not None else load()
     batch = images.unsqueeze(0) if images.dim() == 3 else images
+    if batch.dim() != 4 or tuple(batch.shape[1:]) != (CHANNELS, SIZE, SIZE):
+        raise ValueError(f"predict takes images (N, {CHANNELS}, {SIZE}, {SIZE}), not {tuple(images.shape)}")
+    if not batch.is_floating_point():
+        raise ValueError(f"predict takes float images in [0, 1], not {images.dtype}: pass images.float() / 255")
+    low, high = (batch.min().item(), batch.max().item()) if batch.numel() else (0.0, 1.0)
+    if not (low >= 0 and high <= 1):  # NaN fails too
+        raise ValueError(
+            f"predict takes float images in [0, 1], not [{low:g}, {high:g}]: divide 8-bit values by 255, "
+            "and leave normalizing to the network"
+        )
+    model = model if model is not None else load()
     with torch.inference_mode():
         probabilities = model(batch.float().to(next(model.parameters()).device)).softmax(dim=1)
     values, indices = probabilities.topk(min(top, len(CLASSES)), dim=1)

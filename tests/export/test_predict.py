@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import struct
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 from torchvision.datasets import FashionMNIST
 
-from sandbox.export.images import load_image
+from sandbox.errors import SandboxError
+from sandbox.export import export
+from sandbox.export.images import MAX_IMAGE_BYTES, load_image
+from tests.deadline import deadline
 from tests.run_dirs import make_run_dir
 
 if TYPE_CHECKING:
@@ -91,3 +98,91 @@ def test_predict_needs_trained_weights(
     result = cli("predict", tmp_path / "spec.yaml", tmp_path / "a.png")
 
     assert result.code == 2 and "no trained weights to predict with: pass --weights FILE" in result.err
+
+
+def png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares width x height 8-bit gray pixels and holds none: only its header can be read."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
+def test_images_too_big_to_convert_are_refused_from_their_header_and_the_rest_classified(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult]
+) -> None:
+    make_run_dir(tmp_path / "run", small_spec())
+    strip = png_header(tmp_path / "strip.png", 100_000, 1)  # padded to a square: 10 GB
+    bomb = png_header(tmp_path / "bomb.png", 20_000, 20_000)  # over Pillow's limit: was AttributeError 'strerror'
+    warned = png_header(tmp_path / "warned.png", 10_000, 10_000)  # over Pillow's warning limit, under its error
+    good = [picture(tmp_path / f"{n}.png", (28, 28), "black", "white") for n in ("a", "b")]
+
+    with deadline(20):
+        result = cli("predict", tmp_path / "run", good[0], strip, bomb, warned, good[1])
+
+    assert result.code == 1
+    assert [Path(line.split(": ")[0]) for line in result.out.splitlines()] == good
+    errors = result.err.splitlines()
+    assert len(errors) == 3 and result.err.count("\n") == 3, result.err
+    assert errors[0].startswith(f"error: {strip}: 100000x1 pixels, padded to a 100000x100000 square, would take")
+    assert f"over the {MAX_IMAGE_BYTES / 2**30:g} GiB predict allows" in errors[0]
+    assert errors[1].startswith(f"error: {bomb}: not a readable image: Image size (400000000 pixels) exceeds limit")
+    assert errors[2].startswith(f"error: {warned}: not a readable image: Image size (100000000 pixels) exceeds limit")
+
+
+def test_16_bit_and_float_images_are_scaled_not_clipped(tmp_path: Path) -> None:
+    levels = np.full((40, 40), 0.15, dtype=np.float32)
+    levels[10:30, 10:30] = 0.61
+    eight = tmp_path / "eight.png"
+    Image.fromarray(np.round(levels * 255).astype(np.uint8)).save(eight)
+    sixteen = tmp_path / "sixteen.png"
+    Image.fromarray(np.round(levels * 65535).astype(np.uint16)).save(sixteen)
+    floating = tmp_path / "float.tif"
+    Image.fromarray(levels).save(floating)
+    assert [Image.open(path).mode for path in (eight, sixteen, floating)] == ["L", "I;16", "F"]
+
+    expected, _ = load_image(eight, 1, 28, invert="never")
+    assert expected.max() > 0.6  # the subject survives the resize, so clipping would show
+    for path in (sixteen, floating):
+        for channels in (1, 3):
+            tensor, _ = load_image(path, channels, 28, invert="never")
+            assert torch.allclose(tensor, expected.expand(channels, 28, 28), atol=1.5 / 255), (path, channels)
+
+    Image.fromarray(levels * 255).save(tmp_path / "float255.tif")  # a float image on a 0-255 scale: no guessing
+    with pytest.raises(SandboxError, match=r"float255.tif: F pixels range over \[38.25, 155.55\]; .* 0 to 1$"):
+        load_image(tmp_path / "float255.tif", 1, 28)
+
+
+def test_exported_predict_checks_its_inputs_dtype_range_and_shape(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path
+) -> None:
+    """A uint8 tensor was answered ('Pullover', 1.0) for a boot: now each wrong input is a ValueError saying so."""
+    model = make_run_dir(tmp_path / "run", small_spec())
+    py, _ = export(tmp_path / "run", tmp_path / "net.py")
+    spec = importlib.util.spec_from_file_location("exported_net", py)
+    assert spec is not None and spec.loader is not None
+    exported = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(exported)
+    images = torch.rand(2, 1, 28, 28)
+
+    top = exported.predict(images, exported.load(), top=2)
+    with torch.inference_mode():
+        values, indices = model(images).softmax(dim=1).topk(2)
+    assert [[name for name, _ in row] for row in top] == [[FashionMNIST.classes[i] for i in row] for row in indices]
+    assert [p for row in top for _, p in row] == pytest.approx(values.flatten().tolist(), abs=1e-5)
+    assert len(exported.predict(images[0])) == 1  # one image without its batch dimension
+
+    wrong = {
+        r"not torch.uint8: pass images.float\(\) / 255": (images * 255).to(torch.uint8),
+        r"not \[[\d.]+, 2[\d.]+\]: divide 8-bit values by 255": images * 255,
+        r"not \[-0.8\d+, .*leave normalizing to the network": (images - 0.286) / 0.353,
+        r"not \[nan, nan\]": torch.full_like(images, float("nan")),
+        r"takes images \(N, 1, 28, 28\), not \(2, 1, 32, 32\)": torch.rand(2, 1, 32, 32),
+        r"takes images \(N, 1, 28, 28\), not \(2, 3, 28, 28\)": torch.rand(2, 3, 28, 28),
+    }
+    for message, tensor in wrong.items():
+        with pytest.raises(ValueError, match=message):
+            exported.predict(tensor, exported.load())

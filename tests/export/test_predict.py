@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +19,7 @@ from sandbox.errors import SandboxError
 from sandbox.export import export
 from sandbox.export.images import MAX_IMAGE_BYTES, load_image
 from tests.deadline import deadline
+from tests.images import png_header
 from tests.run_dirs import make_run_dir
 
 if TYPE_CHECKING:
@@ -100,24 +99,14 @@ def test_predict_needs_trained_weights(
     assert result.code == 2 and "no trained weights to predict with: pass --weights FILE" in result.err
 
 
-def png_header(path: Path, width: int, height: int) -> Path:
-    """A PNG that declares width x height 8-bit gray pixels and holds none: only its header can be read."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
-    return path
-
-
 def test_images_too_big_to_convert_are_refused_from_their_header_and_the_rest_classified(
     small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult]
 ) -> None:
     make_run_dir(tmp_path / "run", small_spec())
-    strip = png_header(tmp_path / "strip.png", 100_000, 1)  # padded to a square: 10 GB
-    bomb = png_header(tmp_path / "bomb.png", 20_000, 20_000)  # over Pillow's limit: was AttributeError 'strerror'
-    warned = png_header(tmp_path / "warned.png", 10_000, 10_000)  # over Pillow's warning limit, under its error
+    strip, bomb, warned = (tmp_path / name for name in ("strip.png", "bomb.png", "warned.png"))
+    strip.write_bytes(png_header(100_000, 1))  # padded to a square: 10 GB
+    bomb.write_bytes(png_header(20_000, 20_000))  # over Pillow's limit: was AttributeError 'strerror'
+    warned.write_bytes(png_header(10_000, 10_000))  # over Pillow's warning limit, under its error
     good = [picture(tmp_path / f"{n}.png", (28, 28), "black", "white") for n in ("a", "b")]
 
     with deadline(20):

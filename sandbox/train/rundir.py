@@ -114,7 +114,7 @@ def load_run(
     model = build(spec, device=device)
     try:
         state = load_file(str(run_dir / WEIGHTS_FILE), device=str(device))
-    except (OSError, SafetensorError) as err:
+    except (OSError, RuntimeError, SafetensorError) as err:  # RuntimeError: a device it cannot be put on
         raise SandboxError(f"cannot load the weights of {run_dir}: {describe(err)}") from err
     misfit = state_misfit(state, model)
     if misfit is not None:  # the network its spec.yaml builds now is not the one trained: a plugin changed?

@@ -88,12 +88,15 @@ class SearchConfig:
         """CLI flags override the spec, checked like it; `None` means the flag was not given."""
         return replace_checked(self, overrides, lambda key: f"--{key.replace('_', '-')}")
 
-    def make_sampler(self, worker: int = 0) -> optuna.samplers.BaseSampler:
+    def make_sampler(self, seed: int | None = None) -> optuna.samplers.BaseSampler:
+        """The configured sampler, seeded with `seed` (default: the study's; each process's is
+        `sandbox.search.sampler.FirstTrialSeeded`'s). TPE lies about running trials whatever
+        `workers` is: another machine may join the study at any time, and alone it changes nothing."""
         import optuna
 
-        seed = self.seed + worker
+        seed = self.seed if seed is None else seed
         if self.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=self.workers > 1)
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
         if self.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population)
         if self.sampler == "gp":

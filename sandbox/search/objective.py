@@ -9,6 +9,11 @@ they end COMPLETE with a pessimistic stand-in value (accuracy 0) plus a violated
 (`trial.set_constraint`). COMPLETE because GP and NSGA-II learn only from complete trials; the
 constraint makes every sampler treat them as infeasible and `study.best_trial(s)` skip them; the
 `over_budget` attribute keeps the stand-in out of every leaderboard, plot and summary.
+
+A repeated candidate (samplers do propose one again) is answered with the earlier trial's result
+only when that trial trained the very same network with the same recipe: the same concrete spec
+(`train:` and `data:` included) and the same epochs and seed. Equal parameters are not enough: a
+fixed part of the network or the recipe may differ between the runs that shared the study.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from sandbox.errors import SpecError
+from sandbox.errors import SpecError, describe
 from sandbox.model.flops import count
 from sandbox.search.results import is_result
 from sandbox.search.run import WORKER, SearchRun
@@ -67,8 +72,17 @@ class Objective:
         self.train = train
 
     def __call__(self, trial: Trial) -> float | tuple[float, float]:
-        run, config = self.run, self.run.config
         trial.set_user_attr("worker", WORKER)
+        try:
+            return self._evaluate(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # recorded, so the leaderboard says why and not "interrupted"
+            trial.set_user_attr("error", describe(err))
+            raise
+
+    def _evaluate(self, trial: Trial) -> float | tuple[float, float]:
+        run, config = self.run, self.run.config
         raw = concrete_spec(run, trial)
         trial.set_user_attr("spec", yaml.safe_dump(raw, sort_keys=False))
         try:
@@ -85,7 +99,7 @@ class Objective:
         if over > 0:
             trial.set_user_attr("over_budget", True)
             return self._stand_in(counts.flops)
-        earlier = self._same_candidate(trial)
+        earlier = self._same_candidate(trial, raw, spec.train.epochs if config.epochs is None else config.epochs)
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
             trial.set_user_attr("duplicate_of", earlier.number)
             for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
@@ -93,11 +107,18 @@ class Objective:
             return tuple(earlier.values) if config.multi_objective else earlier.values[0]
         return self._train(trial, spec, counts.flops)
 
-    @staticmethod
-    def _same_candidate(trial: Trial) -> FrozenTrial | None:
-        """A finished, trained trial with exactly these parameters, if there is one."""
+    def _same_candidate(self, trial: Trial, raw: Mapping[str, Any], epochs: int) -> FrozenTrial | None:
+        """A finished trial that trained this network with this recipe: the same concrete spec, as many
+        epochs and the same seed; None if there is none."""
+        wanted = _unnamed(raw)
         for earlier in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if earlier.params == trial.params and is_result(earlier):
+            if (
+                is_result(earlier)
+                and earlier.params == trial.params  # cheap, and rules out most at once
+                and earlier.user_attrs.get("seed") == self.run.config.seed
+                and earlier.user_attrs.get("epochs_trained") == epochs
+                and _unnamed(yaml.safe_load(earlier.user_attrs["spec"])) == wanted
+            ):
                 return earlier
         return None
 
@@ -131,11 +152,7 @@ class Objective:
                 on_epoch=on_epoch,
                 progress=False,
             )
-        except optuna.TrialPruned:
-            shutil.rmtree(out_dir, ignore_errors=True)
-            raise
-        except Exception as err:
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}".splitlines()[0])
+        except Exception:  # pruned or failed: no half-written run directory is left
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
         for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
@@ -143,3 +160,8 @@ class Objective:
         trial.set_user_attr("run_dir", str(out_dir))
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
+
+
+def _unnamed(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A concrete spec without its name, which holds the trial's number."""
+    return {key: value for key, value in raw.items() if key != "name"}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
+from sandbox.search.ceiling import finished
 from sandbox.search.results import is_result, note, ranked
 
 
@@ -28,6 +29,6 @@ class TrialPrinter:
             outcome = note(trial) or trial.state.name.lower()
         best = ranked(trials)
         best_text = f"best {best[0].values[0]:.4f} (#{best[0].number})" if best else "best -"
-        done = sum(t.state != TrialState.RUNNING for t in trials)
+        done = len(finished(trials))  # as `--trials` counts them: a retried failure once
         line = f"{self.prefix}trial {trial.number:>3} [{done}/{self.total}] {size} | {outcome} | {best_text}"
         print(line, flush=True)

@@ -101,8 +101,8 @@ class ComparisonRuns:
 
 def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:
     """The best candidate with each seed. Its trial is the first seed's run when it trained with that
-    seed and as many epochs (a search resumed with another `--seed` or `--epochs` did not); every
-    other seed is trained, or reused."""
+    seed and as many epochs, as every trial of a study does (a rerun with another seed or epochs is
+    refused, `sandbox.search.storage`); every other seed is trained, or reused."""
     wanted = runs.recipe(spec, seeds[0])
     attrs = best.user_attrs
     trial_is_first = attrs.get("seed") == wanted.seed and attrs.get("epochs_trained") == wanted.epochs

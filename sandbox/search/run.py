@@ -1,4 +1,9 @@
-"""What a search run is: the study's inputs, shared by the parent and every worker process."""
+"""What a search run is: the study's inputs, shared by the parent and every worker process.
+
+A study holds the trials of one search: one network space trained with one recipe. `network()` and
+`recipe()` are what the study stores of them when it is created, so a rerun or a joining process
+that would mix other networks or another recipe into it is refused (`sandbox.search.storage`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,11 @@ from typing import Any
 from optuna.trial import TrialState
 
 from sandbox.search.config import SearchConfig
+from sandbox.space.primitives import NOT_SEARCHED
+from sandbox.train.config import TrainConfig
 
+LAYOUT = 2  # what a study and its run directory hold; 1 (no layout stored) kept no recipe, so it is refused
+RESULTS = ("trials", "best", "best.yaml", "leaderboard.csv")  # what a search leaves in its run directory
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
@@ -37,3 +46,19 @@ class SearchRun:
 
     def trial_dir(self, number: int) -> Path:
         return self.run_dir / "trials" / f"{number:04d}"
+
+    def network(self) -> dict[str, Any]:
+        """The space's network: everything but its name, plugin files, `search:`, `train:` and `data:`."""
+        return {key: value for key, value in self.space.items() if key not in (*NOT_SEARCHED, "train", "data")}
+
+    def recipe(self) -> dict[str, Any]:
+        """What decides a trial's result besides its network: `train:` and `data:` as the space spells
+        them (ranges included), and the epochs and seed each trial trains with (`train.epochs` and
+        `train.seed` give way to those). Where the data lives and the device are left out: machines
+        that join one study may differ in both."""
+        train = dict(self.space.get("train") or {})
+        spelled = train.pop("epochs", TrainConfig.epochs)
+        epochs = spelled if self.config.epochs is None else self.config.epochs
+        train.pop("seed", None)
+        data = {key: value for key, value in (self.space.get("data") or {}).items() if key != "root"}
+        return {"train": train, "data": data, "epochs": epochs, "seed": self.config.seed}

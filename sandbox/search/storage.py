@@ -1,13 +1,28 @@
-"""The study's storage: opened safely by concurrent creators, checked for an unchanged space on resume."""
+"""The study's storage: opened safely by concurrent creators, and a study resumed only when it is this search's.
+
+A study stores, in its user attribute `search`, what makes its trials comparable: the layout
+version (`LAYOUT`), the objective, the space's dimensions, the rest of the network, and the recipe
+(`train:`, `data:`, epochs and seed; `SearchRun.recipe`). A rerun, or a process joining from another
+machine, must match all of them, or it exits 2 naming what changed and how to start a new study
+(another `--out`; with a shared `--storage`, another `name:` as well). It never mixes them into the
+study: a repeated candidate would be answered with a result trained another way, and the pruner
+and the sampler would compare trials that are not comparable.
+
+Nothing a search left is overwritten by a new study: a run directory holding results (trials/,
+best/, best.yaml, leaderboard.csv) whose storage lacks the study (study.db empty or deleted, the
+spec renamed, another --storage) is refused, and so is an in-memory SQLite URL, which can be
+neither resumed nor shared by workers.
+"""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import socket
 import sqlite3
 import time
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +31,22 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.search.run import FINISHED, GRACE_SECONDS, HEARTBEAT_SECONDS, OPEN_ATTEMPTS, SearchRun
+from sandbox.search.ceiling import SharedStudy
+from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
+from sandbox.search.sampler import FirstTrialSeeded
 from sandbox.space.primitives import signature
+
+STUDY_ATTR = "search"  # the study's user attribute holding `expected_attrs`
+_LABELS = {"epochs": "epochs (--epochs, search.epochs or train.epochs)", "seed": "seed (--seed or search.seed)"}
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
     """An RDB storage with Optuna's heartbeat, tuned so many local workers share SQLite."""
+    if _in_memory(url):
+        raise SandboxError(
+            f"the study storage {url} is an in-memory database, which no rerun can resume and no worker "
+            "can share: give a file (sqlite:///PATH/study.db) or a database server's URL"
+        )
     attempt = 1
     while True:
         try:
@@ -32,13 +57,41 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 attempt += 1
                 continue
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}") from err
+            file = sqlite_file(url)
+            hint = f" (restore {file} from a backup, or start a new study in another run directory)" if file else ""
+            raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}{hint}") from err
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for other storages and in-memory SQLite."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # not a URL at all: opening it says so
+        return None
+    if parsed.get_backend_name() != "sqlite" or _in_memory(url):
+        return None
+    return Path(str(parsed.database))
+
+
+def _in_memory(url: str) -> bool:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return False
+    database = parsed.database or ""
+    return parsed.get_backend_name() == "sqlite" and (
+        ":memory:" in database or database == "" or parsed.query.get("mode") == "memory"
+    )
 
 
 def _open_storage_once(url: str) -> optuna.storages.RDBStorage:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    path = sqlite_file(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(path) as db:  # WAL lets readers and a writer work at once
             db.execute("PRAGMA journal_mode=WAL")
@@ -83,43 +136,133 @@ def _safe(url: str) -> str:
         return url
 
 
-def open_study(run: SearchRun, worker: int = 0) -> optuna.Study:
-    """Create the study, or load it and check that its space and objective are unchanged."""
+def open_study(run: SearchRun, ceiling: int | None = None) -> SharedStudy:
+    """Create the study, or load it and check that it is this search's (see the module's docstring).
+
+    With `ceiling`, the study starts no new trial once that many count (`sandbox.search.ceiling`)."""
+    file = sqlite_file(run.storage_url)
+    if file is not None and (not file.exists() or file.stat().st_size == 0):  # before opening fills it in
+        _refuse_overwriting(run, f"{file} is {'missing' if not file.exists() else 'empty (0 bytes)'}")
     storage = open_storage(run.storage_url)
-    try:
-        study = optuna.create_study(
-            study_name=run.name,
-            storage=storage,
-            sampler=run.config.make_sampler(worker),
-            pruner=run.config.make_pruner(),
-            directions=run.config.directions,
-            load_if_exists=True,
-        )
-    except ValueError as err:  # the stored study has other directions
-        raise SpecError("search.objective", f"the stored study {run.name!r} has another objective: {err}") from err
-    expected: dict[str, Any] = {"space": signature(run.space), "objective": list(run.config.objective)}
-    stored = study.user_attrs
-    if "space" not in stored:
-        for key, value in expected.items():
-            study.set_user_attr(key, value)
-        return study
-    if stored.get("objective") != expected["objective"]:
-        raise SpecError(
-            "search.objective", f"the stored study optimizes {stored.get('objective')}, not {expected['objective']}"
-        )
-    _check_same_space(stored["space"], expected["space"], run)
+    names = optuna.study.get_all_study_names(storage)
+    if run.name not in names:
+        stored = f" (it holds {', '.join(map(repr, names))})" if names else ""
+        _refuse_overwriting(run, f"the storage {_safe(run.storage_url)} holds no study {run.name!r}{stored}")
+    optuna.create_study(study_name=run.name, storage=storage, directions=run.config.directions, load_if_exists=True)
+    config = run.config
+    sampler = FirstTrialSeeded(config.make_sampler, config.seed)
+    study = SharedStudy(run.name, storage, sampler, config.make_pruner(), ceiling)
+    expected = expected_attrs(run)
+    if not study.user_attrs and not study.get_trials(deepcopy=False):
+        study.set_user_attr(STUDY_ATTR, expected)  # a new study; of processes creating it at once, one writes
+    check_same_search(study.user_attrs, expected, run)
     return study
 
 
-def _check_same_space(old: Mapping[str, str], new: Mapping[str, str], run: SearchRun) -> None:
+def _refuse_overwriting(run: SearchRun, why: str) -> None:
+    """Refuse to start a new study in a run directory that holds an earlier search's results."""
+    left = [name for name in RESULTS if _holds(run.run_dir / name)]
+    if left:
+        raise SandboxError(
+            f"{run.run_dir} holds the results of a search ({', '.join(left)}) but {why}: restore the study "
+            "(study.db) from a backup to resume it, or start a new study with another --out; nothing in it was changed"
+        )
+
+
+def _holds(path: Path) -> bool:
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
+
+
+def expected_attrs(run: SearchRun) -> dict[str, Any]:
+    """What the study stores of this search, as JSON gives it back (so it compares equal when unchanged)."""
+    attrs = {
+        "layout": LAYOUT,
+        "objective": list(run.config.objective),
+        "space": signature(run.space),
+        "network": run.network(),
+        "recipe": run.recipe(),
+    }
+    return json.loads(json.dumps(attrs, default=str))
+
+
+def check_same_search(stored: dict[str, Any], expected: dict[str, Any], run: SearchRun) -> None:
+    """Exit 2 (SpecError or SandboxError) unless the stored study is this search: layout, objective,
+    each dimension, the network and the recipe, in that order, the first change named."""
+    attrs = stored.get(STUDY_ATTR)
+    where = f"study {run.name!r} in {_where(run)}"
+    if not isinstance(attrs, dict) or attrs.get("layout") != LAYOUT:
+        layout = attrs.get("layout") if isinstance(attrs, dict) else 1 if "space" in stored else None
+        written = (
+            "was not made by a sandbox search"
+            if layout is None
+            else f"was written by another version of the sandbox (layout {layout}; this one reads layout {LAYOUT}"
+            + (", which stores the recipe that a resume checks)" if layout == 1 else ")")
+        )
+        raise SandboxError(f"{where} {written}: resume it with the sandbox that wrote it, or {_new_study(run)}")
+    if attrs["objective"] != expected["objective"]:
+        raise SpecError("search.objective", f"{where} optimizes {attrs['objective']}, not {expected['objective']}")
+    _check_same_space(attrs["space"], expected["space"], where, run)
+    for part, what in (("network", "the network"), ("recipe", "the training recipe")):
+        change = first_difference(attrs[part], expected[part])
+        if change is not None:
+            path, old, new = change
+            raise SpecError(
+                _LABELS.get(path, path),
+                f"{what} changed since {where} was created ({_show(old)}, now {_show(new)}), and its trials "
+                f"hold the old value: resume with it, or {_new_study(run)}",
+            )
+
+
+def _check_same_space(old: dict[str, str], new: dict[str, str], where: str, run: SearchRun) -> None:
     for path in sorted(set(old) | set(new)):
         if old.get(path) != new.get(path):
             change = "was added" if path not in old else "was removed" if path not in new else "changed"
             raise SpecError(
                 path,
-                f"this search dimension {change} since study {run.name!r} in {run.run_dir} was created; "
-                "resume with the original space, or start a new study with another --out",
+                f"this search dimension {change} since {where} was created; resume with the original space, "
+                f"or {_new_study(run)}",
             )
+
+
+_ABSENT = object()
+
+
+def first_difference(old: Any, new: Any, path: str = "") -> tuple[str, Any, Any] | None:
+    """The YAML path of the first place where two JSON-like values differ, with both values there
+    (`_ABSENT` where a key or item is missing); None when they are equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*new, *(key for key in old if key not in new)]:
+            found = first_difference(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list):
+        for index in range(max(len(old), len(new))):
+            item = (old[index] if index < len(old) else _ABSENT, new[index] if index < len(new) else _ABSENT)
+            found = first_difference(*item, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    both_nan = isinstance(old, float) and isinstance(new, float) and math.isnan(old) and math.isnan(new)
+    return None if old == new or both_nan else (path, old, new)
+
+
+def _show(value: Any) -> str:
+    if value is _ABSENT:
+        return "not set"
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _where(run: SearchRun) -> str:
+    return str(run.run_dir) if sqlite_file(run.storage_url) == run.run_dir / "study.db" else _safe(run.storage_url)
+
+
+def _new_study(run: SearchRun) -> str:
+    """How to start a new study instead: another run directory, and with a shared storage another name."""
+    if sqlite_file(run.storage_url) == run.run_dir / "study.db":
+        return "start a new study with another --out"
+    return f"start a new study with another --out and a spec whose name: is not {run.name!r}"
 
 
 def fail_dead_local_trials(study: optuna.Study) -> list[int]:
@@ -143,14 +286,14 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process `pid` runs; a zombie (dead, not yet reaped, as under a container's init) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
-
-
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):  # no /proc (macOS), or it ended meanwhile
+        return True

@@ -1,16 +1,25 @@
-"""Workers: this process plus spawned ones, each taking trials from the shared study until it is full."""
+"""Workers: this process plus spawned ones, each taking trials from the shared study until it is full.
+
+A spawned worker dies with its parent, however the parent died (even `kill -9`): it watches the
+pipe its parent holds open, so none goes on training as an orphan. Its trial is left RUNNING, as
+the parent's own is, and the next run fails and retries both at once.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import sys
+import threading
 
 import optuna
 import torch
 
+from sandbox.search.ceiling import CeilingReached
 from sandbox.search.objective import Objective
-from sandbox.search.run import FINISHED, SearchRun
-from sandbox.search.storage import finished_count, open_study
+from sandbox.search.run import SearchRun
+from sandbox.search.storage import open_study
 from sandbox.spec.load import load_plugins
 from sandbox.train.device import set_cpu_threads
 
@@ -25,7 +34,8 @@ def worker_device(requested: str, worker: int) -> str:
 
 
 def run_worker(run: SearchRun, worker: int = 0) -> None:
-    """One worker: take trials from the shared study until it holds `config.trials` finished ones."""
+    """One worker: take trials from the shared study until `config.trials` count (`sandbox.search.ceiling`)
+    and none is waiting."""
     from sandbox.search.progress import TrialPrinter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -36,23 +46,35 @@ def run_worker(run: SearchRun, worker: int = 0) -> None:
     # Workers share the cores: OpenMP threads spinning against each other made small networks
     # 10-30x slower, so each worker gets its share of the cores.
     set_cpu_threads(run.threads, run.config.workers)
-    study = open_study(run, worker)
-    if finished_count(study) >= run.config.trials:
-        return
-    study.optimize(
-        Objective(run, device),
-        catch=(Exception,),
-        callbacks=[
-            optuna.study.MaxTrialsCallback(run.config.trials, states=FINISHED),
-            TrialPrinter(run, worker if run.config.workers > 1 else None),
-        ],
-        gc_after_trial=True,
-    )
+    study = open_study(run, ceiling=run.config.trials)
+    with contextlib.suppress(CeilingReached):  # raised by `ask`, before any trial is created
+        study.optimize(
+            Objective(run, device),
+            catch=(Exception,),
+            callbacks=[TrialPrinter(run, worker if run.config.workers > 1 else None)],
+            gc_after_trial=True,
+        )
 
 
 def _worker_process(run: SearchRun, worker: int) -> None:
+    exit_with_parent(f"worker {worker}")
     with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
         run_worker(run, worker)
+
+
+def exit_with_parent(name: str) -> None:
+    """End this spawned process as soon as its parent is gone: `parent_process().join()` returns when
+    the parent's end of the spawn pipe closes, which the kernel does however the parent died."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()
+        print(f"{name}: the search's main process is gone; stopping", file=sys.stderr, flush=True)
+        os._exit(1)  # at once, mid-trial: there is no one left to report to
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run_workers(run: SearchRun) -> None:

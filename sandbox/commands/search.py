@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it ru
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search a spec's space with Optuna under a FLOP budget")
     parser.add_argument("spec", help="a spec YAML file whose values may be search primitives")
-    parser.add_argument("--trials", type=int, help="finished trials the study should hold (default: spec)")
+    parser.add_argument("--trials", type=int, help="most trials the study holds, all processes counted (default: spec)")
     parser.add_argument("--budget", help="FLOP budget per image, e.g. 50M (default: spec's search.budget)")
     parser.add_argument("--epochs", type=int, help="training epochs per candidate (default: spec's train.epochs)")
     parser.add_argument("--data-dir", type=Path, help="where the Fashion-MNIST files are")
@@ -73,6 +73,11 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     )
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
+    name = str(space.get("name") or spec_path.stem)
+    run_dir = (args.out or Path("runs") / name).resolve()
+    existing = next(path for path in (run_dir, *run_dir.parents) if path.exists())
+    if not existing.is_dir():  # before the dataset is fetched, so the mistake costs nothing
+        raise SpecError("--out", f"{existing} is a file; a search's run directory must be a directory (or not exist)")
     fetch(check_sections(space, args.data_dir))  # once, here: workers must not all download it at once
     set_cpu_threads(args.threads, config.workers)  # this process is worker 0; a bad --threads fails here
     smallest = smallest_flops(space, base)  # also proves, before any training, that some candidate builds
@@ -87,8 +92,6 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     if config.reference is None and args.reference_seeds is not None:
         raise SpecError("--reference-seeds", "needs search.reference in the spec, the network to compare with")
     reference = reference_path(config.reference, base) if config.reference is not None else None
-    name = str(space.get("name") or spec_path.stem)
-    run_dir = (args.out or Path("runs") / name).resolve()
     storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
     plugins = tuple(Path(file).resolve() for file in args.plugin)
     return SearchRun(
@@ -104,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sandbox prints its own trial lines
     search = prepare(args)
-    search.run_dir.mkdir(parents=True, exist_ok=True)
+    make_run_dir(search.run_dir)
     study = open_study(search)
     revived = fail_dead_local_trials(study)
     if revived:
@@ -124,7 +127,36 @@ def run(args: argparse.Namespace) -> int:
     best = report(search, study)
     if best is not None and search.reference is not None and not interrupted:
         compare_with_reference(search, search.reference, best)
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    return 0 if best is not None else nothing_trained(study)
+
+
+def make_run_dir(run_dir: Path) -> None:
+    """The run directory, or one line saying why it cannot be made (read-only, no space)."""
+    from sandbox.errors import SandboxError
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SandboxError(f"cannot create the run directory {run_dir}: {err.strerror or err}") from err
+
+
+def nothing_trained(study: optuna.Study) -> int:
+    """1, with the first failure's reason, when the study holds no result because its trials failed;
+    0 when none failed (every candidate over budget or invalid is an answer, if a poor one)."""
+    import sys
+
+    from optuna.trial import TrialState
+
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if not failed:
+        return 0
+    first = failed[0]
+    reason = first.user_attrs.get("error", "interrupted")
+    line = f"error: no candidate trained to the end; {len(failed)} failed, trial {first.number}: {reason}"
+    print(line, file=sys.stderr)
+    return 1
 
 
 def report(search: SearchRun, study: optuna.Study) -> FrozenTrial | None:

@@ -38,3 +38,43 @@ def test_the_dataset_is_fetched_once_in_the_parent(tmp_path: Path, write_yaml, m
     run = prepare(args)
     assert fetched == [DataConfig(dataset="fashion-mnist", root=tmp_path.resolve())]
     assert run.config.workers == 2 and run.device == "cpu"
+
+
+@pytest.mark.parametrize("below", ["", "run"])
+def test_an_out_that_is_a_file_is_one_line(tmp_path: Path, write_yaml, cli, below: str) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine\n")
+    out = taken / below if below else taken
+    result = cli("search", write_yaml(tiny_space()), "--out", out, "--data-dir", tmp_path, "--device", "cpu")
+    assert result.code == 2  # was a FileExistsError (or NotADirectoryError) traceback
+    assert result.err.startswith(f"error: --out: {taken} is a file; a search's run directory must be a directory ")
+    assert taken.read_text() == "mine\n"
+
+
+def test_a_study_whose_every_trial_failed_exits_1_with_the_first_reason(tmp_path: Path, capsys) -> None:
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from sandbox.commands.search import nothing_trained
+
+    study = optuna.create_study()
+    assert nothing_trained(study) == 0  # nothing failed: every candidate over budget, say
+    for number in range(2):
+        study.add_trial(create_trial(state=TrialState.FAIL, user_attrs={"error": f"RuntimeError: boom {number}"}))
+    assert nothing_trained(study) == 1
+    err = capsys.readouterr().err
+    assert err == "error: no candidate trained to the end; 2 failed, trial 0: RuntimeError: boom 0\n"
+
+
+def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from sandbox.commands.search import make_run_dir
+    from sandbox.errors import SandboxError
+
+    def read_only(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(SandboxError, match=f"^cannot create the run directory {tmp_path}/run: Read-only file system$"):
+        make_run_dir(tmp_path / "run")

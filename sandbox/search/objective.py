@@ -33,6 +33,7 @@ from sandbox.search.results import is_result
 from sandbox.search.run import WORKER, SearchRun
 from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
+from sandbox.train.device import is_device_lost
 
 
 def suggest_with(trial: Trial) -> Callable[[Primitive], Any]:
@@ -79,6 +80,8 @@ class Objective:
             raise
         except Exception as err:  # recorded, so the leaderboard says why and not "interrupted"
             trial.set_user_attr("error", describe(err))
+            if is_device_lost(err):
+                trial.set_user_attr("device_lost", True)  # the worker ends; a fresh process retries the trial
             raise
 
     def _evaluate(self, trial: Trial) -> float | tuple[float, float]:

@@ -103,7 +103,7 @@ def _open_storage_once(url: str) -> optuna.storages.RDBStorage:
             engine_kwargs=engine_kwargs,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
-            heartbeat_stale_trial_callback=_retry_callback(),
+            heartbeat_stale_trial_callback=retry_callback(),
         )
 
 
@@ -119,7 +119,7 @@ def _lost_creation_race(err: Exception) -> bool:
     return isinstance(err, sqlalchemy.exc.IntegrityError) or "already exists" in text or "database is locked" in text
 
 
-def _retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
+def retry_callback() -> optuna.storages.RetryHeartbeatStaleTrialCallback:
     """Re-enqueue a trial cut off by a dead worker once, with the same parameters."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -273,7 +273,7 @@ def fail_dead_local_trials(study: optuna.Study) -> list[int]:
     RUNNING. Those of workers on other machines are left to the heartbeat.
     """
     failed = []
-    retry = _retry_callback()
+    retry = retry_callback()
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")

@@ -3,6 +3,11 @@
 A spawned worker dies with its parent, however the parent died (even `kill -9`): it watches the
 pipe its parent holds open, so none goes on training as an orphan. Its trial is left RUNNING, as
 the parent's own is, and the next run fails and retries both at once.
+
+A CUDA error that poisons a worker's context (an illegal address, a device-side assert) costs one
+trial, not the study: that trial fails and is re-enqueued once, the worker stops, and a fresh
+process takes its place and goes on with the study. Catching the error and going on in the same
+process would fail every remaining trial in seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import multiprocessing
 import os
 import sys
 import threading
+from multiprocessing.process import BaseProcess
 
 import optuna
 import torch
@@ -19,7 +25,7 @@ import torch
 from sandbox.search.ceiling import CeilingReached
 from sandbox.search.objective import Objective
 from sandbox.search.run import SearchRun
-from sandbox.search.storage import open_study
+from sandbox.search.storage import open_study, retry_callback
 from sandbox.spec.load import load_plugins
 from sandbox.train.device import set_cpu_threads
 
@@ -33,9 +39,25 @@ def worker_device(requested: str, worker: int) -> str:
     return requested
 
 
-def run_worker(run: SearchRun, worker: int = 0) -> None:
+DEVICE_LOST_EXIT = 75  # a spawned worker's exit code when its CUDA context is poisoned
+
+
+class StopOnLostDevice:
+    """An Optuna callback: after a trial that poisoned the device, re-enqueue it and end this worker."""
+
+    def __init__(self) -> None:
+        self.lost = False
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if trial.user_attrs.get("device_lost"):
+            self.lost = True
+            retry_callback()(study, trial)
+            study.stop()
+
+
+def run_worker(run: SearchRun, worker: int = 0) -> bool:
     """One worker: take trials from the shared study until `config.trials` count (`sandbox.search.ceiling`)
-    and none is waiting."""
+    and none is waiting. False when it stopped because its CUDA context was lost."""
     from sandbox.search.progress import TrialPrinter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -47,19 +69,22 @@ def run_worker(run: SearchRun, worker: int = 0) -> None:
     # 10-30x slower, so each worker gets its share of the cores.
     set_cpu_threads(run.threads, run.config.workers)
     study = open_study(run, ceiling=run.config.trials)
+    device_watch = StopOnLostDevice()
     with contextlib.suppress(CeilingReached):  # raised by `ask`, before any trial is created
         study.optimize(
             Objective(run, device),
             catch=(Exception,),
-            callbacks=[TrialPrinter(run, worker if run.config.workers > 1 else None)],
+            callbacks=[TrialPrinter(run, worker if run.config.workers > 1 else None), device_watch],
             gc_after_trial=True,
         )
+    return not device_watch.lost
 
 
 def _worker_process(run: SearchRun, worker: int) -> None:
     exit_with_parent(f"worker {worker}")
     with contextlib.suppress(KeyboardInterrupt):  # the parent reports the interruption
-        run_worker(run, worker)
+        if not run_worker(run, worker):
+            sys.exit(DEVICE_LOST_EXIT)
 
 
 def exit_with_parent(name: str) -> None:
@@ -78,16 +103,34 @@ def exit_with_parent(name: str) -> None:
 
 
 def run_workers(run: SearchRun) -> None:
-    """Run `config.workers` workers on this machine: this process plus spawned ones."""
+    """Run `config.workers` workers on this machine: this process plus spawned ones, each replaced by
+    a fresh process when its CUDA context is lost (this process's own too)."""
     context = multiprocessing.get_context("spawn")
-    others = [
-        context.Process(target=_worker_process, args=(run, worker), daemon=False)
-        for worker in range(1, run.config.workers)
-    ]
-    for process in others:
-        process.start()
+    processes = {worker: _start(context, run, worker) for worker in range(1, run.config.workers)}
     try:
-        run_worker(run, 0)
+        if not run_worker(run, 0):
+            _replace(processes, context, run, 0)
     finally:
-        for process in others:
-            process.join()
+        while processes:
+            for worker, process in list(processes.items()):
+                process.join(timeout=1)
+                if process.exitcode is not None:
+                    del processes[worker]
+                    if process.exitcode == DEVICE_LOST_EXIT:
+                        _replace(processes, context, run, worker)
+
+
+def _start(context: multiprocessing.context.SpawnContext, run: SearchRun, worker: int) -> BaseProcess:
+    process = context.Process(target=_worker_process, args=(run, worker), daemon=False)
+    process.start()
+    return process
+
+
+def _replace(
+    processes: dict[int, BaseProcess],
+    context: multiprocessing.context.SpawnContext,
+    run: SearchRun,
+    worker: int,
+) -> None:
+    print(f"worker {worker}: its CUDA context is lost; a fresh process takes its place", file=sys.stderr, flush=True)
+    processes[worker] = _start(context, run, worker)

@@ -49,6 +49,19 @@ def _check_cuda(device: torch.device) -> None:
         raise SandboxError(f"--device {device}: CUDA cannot run a kernel here: {str(err).splitlines()[0]}") from err
 
 
+STICKY_CUDA_ERRORS = ("illegal memory access", "device-side assert", "unspecified launch failure", "misaligned address")
+
+
+def is_device_lost(err: BaseException) -> bool:
+    """A CUDA error that poisons the process's context: every later kernel in it fails too, so only
+    a fresh process can train again (torch 2.14 raises `torch.AcceleratorError`; older ones a
+    RuntimeError whose text names the fault)."""
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(err, accelerator_error):
+        return True
+    return isinstance(err, RuntimeError) and any(fault in str(err) for fault in STICKY_CUDA_ERRORS)
+
+
 def uses_bf16(precision: str, device: torch.device) -> bool:
     """bf16 autocast where it pays: GPUs with native bf16 (compute capability 8.0 and up, asked of
     this device, not the current one) and CPUs with AMX tiles.

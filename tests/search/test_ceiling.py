@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from sandbox.search.ceiling import CeilingReached, counted, finished
-from sandbox.search.storage import _retry_callback, open_study
+from sandbox.search.storage import retry_callback, open_study
 from tests.search.test_objective import make_run
 
 
@@ -21,7 +21,7 @@ def test_a_retried_failure_counts_once_as_its_retry(tmp_path: Path) -> None:
     study = open_study(make_run(tmp_path))
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5))
     study.add_trial(create_trial(state=TrialState.FAIL))
-    _retry_callback()(study, study.trials[1])  # as Optuna's heartbeat or a rerun after a crash does
+    retry_callback()(study, study.trials[1])  # as Optuna's heartbeat or a rerun after a crash does
     trials = study.trials
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.WAITING]
     assert [t.number for t in counted(trials)] == [0, 2]
@@ -53,7 +53,7 @@ def test_a_waiting_retry_runs_at_the_ceiling(tmp_path: Path) -> None:
     study = open_study(make_run(tmp_path), ceiling=2)
     study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5))
     study.add_trial(create_trial(state=TrialState.FAIL, params={"stem.out": 8}, distributions=_dist()))
-    _retry_callback()(study, study.trials[1])
+    retry_callback()(study, study.trials[1])
     with pytest.raises(CeilingReached):
         study.optimize(objective)
     retry = study.trials[2]

@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from sandbox.search.ceiling import CeilingReached, counted, finished
-from sandbox.search.storage import retry_callback, open_study
+from sandbox.search.storage import open_study, retry_callback
 from tests.search.test_objective import make_run
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +76,27 @@ def test_a_worker_that_lost_its_device_is_replaced_by_a_fresh_process(
     monkeypatch.setattr(workers, "run_worker", lambda run, worker: False)  # this process lost its own
     workers.run_workers(make_run(tmp_path, workers=2))
     assert sorted(started) == [0, 1, 1]  # worker 1 spawned, then replaced; worker 0 replaced by a process
+
+
+class Opened(Exception):
+    """Raised where a worker would open the study: everything before it is the worker's set-up."""
+
+
+def test_each_worker_sets_its_own_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    chosen: list[str] = []
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+
+    def open_study(*args: Any, **kwargs: Any) -> None:
+        raise Opened
+
+    monkeypatch.setattr(workers, "open_study", open_study)
+    run = replace(make_run(tmp_path, workers=4), device="cuda")
+    threads = torch.get_num_threads()
+    try:
+        for worker in range(4):
+            with pytest.raises(Opened):
+                workers.run_worker(run, worker)
+    finally:
+        torch.set_num_threads(threads)
+    assert chosen == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]  # round-robin, each set before any work

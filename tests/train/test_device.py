@@ -85,3 +85,16 @@ def test_commands_refuse_an_unavailable_device_before_loading_anything(
         assert result.code == 2 and result.err.count("\n") == 1, result.err
         assert "no CUDA GPU" in result.err
     assert not (tmp_path / "run").exists() and not (tmp_path / "search").exists()
+
+
+@pytest.mark.parametrize(("device", "compiled"), [("cpu", False), ("cpu", True), ("cuda:0", False)])
+def test_a_finished_run_gives_back_cached_memory_and_compiled_graphs(
+    monkeypatch: pytest.MonkeyPatch, device: str, compiled: bool
+) -> None:
+    from sandbox.train.loop import release
+
+    calls: list[str] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: calls.append("dynamo reset"))
+    release(torch.device(device), compiled=compiled)
+    assert calls == ["empty_cache"] * device.startswith("cuda") + ["dynamo reset"] * compiled

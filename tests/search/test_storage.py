@@ -43,12 +43,15 @@ def test_a_rerun_trained_another_way_is_refused_naming_the_change(tmp_path: Path
 
 
 def test_the_same_recipe_spelled_by_flag_or_by_spec_is_the_same(tmp_path: Path) -> None:
-    open_study(make_run(tmp_path))  # train.epochs: 1
-    open_study(make_run(tmp_path, epochs=1))  # --epochs 1: no change
+    first = open_study(make_run(tmp_path))  # train.epochs: 1
+    again = open_study(make_run(tmp_path, epochs=1))  # --epochs 1: no change
     space = tiny_space()
     space["train"]["seed"] = 7  # the search's seed trains every trial; train.seed is not used
     space["data"]["root"] = "/elsewhere"  # where the data lives is no part of the recipe
-    open_study(make_run(tmp_path, space))
+    moved = open_study(make_run(tmp_path, space))
+    # the same study, resumed, its stored recipe untouched
+    assert again._study_id == first._study_id == moved._study_id
+    assert again.user_attrs[STUDY_ATTR] == moved.user_attrs[STUDY_ATTR] == first.user_attrs[STUDY_ATTR]
 
 
 def test_another_out_starts_a_new_study_with_the_new_recipe(tmp_path: Path) -> None:

@@ -75,7 +75,6 @@ def run_worker(run: SearchRun, worker: int = 0) -> bool:
             Objective(run, device),
             catch=(Exception,),
             callbacks=[TrialPrinter(run, worker if run.config.workers > 1 else None), device_watch],
-            gc_after_trial=True,
         )
     return not device_watch.lost
 

@@ -94,9 +94,21 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     reference = reference_path(config.reference, base) if config.reference is not None else None
     storage = args.storage or f"sqlite:///{run_dir / 'study.db'}"
     plugins = tuple(Path(file).resolve() for file in args.plugin)
-    return SearchRun(
+    search = SearchRun(
         space, base, name, config, run_dir, storage, device, args.data_dir, plugins, reference, args.threads
     )
+    epochs = search.recipe()["epochs"]
+    if config.pruner in ("asha", "hyperband") and isinstance(epochs, int) and not config.rungs(epochs):
+        raise SpecError(
+            "search.first_rung", f"{config.first_rung} leaves no rung before the last of {epochs} epochs per trial"
+        )
+    return search
+
+
+def _rungs(search: SearchRun) -> str:
+    epochs = search.recipe()["epochs"]
+    rungs = search.config.rungs(epochs) if isinstance(epochs, int) else []
+    return f" (rungs at epochs {', '.join(map(str, rungs))})" if rungs else ""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     done = len(study.get_trials(deepcopy=False))
     print(
         f"study {search.name!r} in {search.storage_url}: {done} trials stored, target {search.config.trials}; "
-        f"sampler {search.config.sampler}, pruner {search.config.pruner}, "
+        f"sampler {search.config.sampler}, pruner {search.config.pruner}{_rungs(search)}, "
         f"budget {search.config.budget / 1e6 if search.config.budget else float('inf'):.2f} MFLOPs"
     )
     interrupted = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -66,7 +67,12 @@ class SearchConfig:
     budget: Annotated[int, Parse(_budget)] | None = None  # forward FLOPs per image; None = no budget
     trials: Count = 20
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
-    pruner: Literal["median", "hyperband", "none"] = "median"
+    pruner: Literal["median", "asha", "hyperband", "none"] = "median"
+    # asha and hyperband: the first rung, in epochs, and the factor between rungs; a trial goes past
+    # a rung only if it is in the best 1/reduction_factor of all trials that reached it
+    first_rung: Count = 2
+    reduction_factor: Annotated[int, at_least(2)] = 3
+    startup_trials: Count | None = None  # TPE's and GP's random trials before they model; None: 10 and 5
     objective: Annotated[tuple[str, ...], Parse(_objective)] = ("accuracy",)
     epochs: Count | None = None  # per trial; None = the spec's train.epochs
     seed: Annotated[int, at_least(0)] = 0
@@ -96,25 +102,57 @@ class SearchConfig:
 
         seed = self.seed if seed is None else seed
         if self.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True)
+            # group: a choice of whole branches or stages makes the space conditional, and each group
+            # of parameters that appear together is modelled jointly instead of falling back to random
+            with warnings.catch_warnings():  # `group` is marked experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.TPESampler(
+                    seed=seed,
+                    n_startup_trials=self.startup_trials or 10,
+                    multivariate=True,
+                    group=True,
+                    constant_liar=True,
+                )
         if self.sampler == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=self.population)
         if self.sampler == "gp":
             # A choice of whole branches or stages makes the space conditional: parameters that not
             # every candidate has are sampled at random, as intended, so Optuna's warning is noise.
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=5, warn_independent_sampling=False)
+            return optuna.samplers.GPSampler(
+                seed=seed, n_startup_trials=self.startup_trials or 5, warn_independent_sampling=False
+            )
         return optuna.samplers.RandomSampler(seed=seed)
 
     def make_pruner(self) -> optuna.pruners.BasePruner:
+        """The configured pruner; a trial reports its validation accuracy at step = epochs trained."""
         import optuna
 
-        if self.pruner == "median" and not self.multi_objective:
+        if self.multi_objective:  # Optuna prunes single-objective studies only
+            return optuna.pruners.NopPruner()
+        if self.pruner == "median":
             # n_min_trials: over-budget trials end COMPLETE without a curve, so Optuna's startup
             # count alone would let the first trained curve be "the median" of everything after it.
-            return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1, n_min_trials=4)
-        if self.pruner == "hyperband" and not self.multi_objective:
-            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
+            return optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2, n_min_trials=4)
+        if self.pruner == "asha":
+            return optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=self.first_rung, reduction_factor=self.reduction_factor
+            )
+        if self.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(
+                min_resource=self.first_rung, max_resource="auto", reduction_factor=self.reduction_factor
+            )
         return optuna.pruners.NopPruner()
+
+    def rungs(self, epochs: int) -> list[int]:
+        """The epochs at which the pruner may stop a trial of `epochs` epochs (asha's rungs; for median
+        every epoch from the third on would be listed, so it returns [])."""
+        if self.pruner not in ("asha", "hyperband") or self.multi_objective:
+            return []
+        rungs, rung = [], self.first_rung
+        while rung < epochs:
+            rungs.append(rung)
+            rung *= self.reduction_factor
+        return rungs
 
 
 def search_config(section: Mapping[str, Any]) -> SearchConfig:

@@ -140,7 +140,7 @@ class Objective:
             trial.set_user_attr("epochs_trained", epoch + 1)
             if config.multi_objective:
                 return  # Optuna prunes single-objective studies only
-            trial.report(record["val_accuracy"], epoch)
+            trial.report(record["val_accuracy"], epoch + 1)  # step = epochs trained, as rungs count them
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val accuracy {record['val_accuracy']:.4f} at epoch {epoch + 1}")
 

@@ -41,6 +41,10 @@ def test_a_budget_from_the_command_line_that_overflows_names_the_flag() -> None:
         ({"sampler": "cmaes"}, "search.sampler"),
         ({"pruner": "sha"}, "search.pruner"),
         ({"objective": ["flops"]}, "search.objective"),
+        ({"pruner": "asha", "first_rung": 0}, "search.first_rung"),
+        ({"reduction_factor": 1}, "search.reduction_factor"),
+        ({"reduction_factor": 2.5}, "search.reduction_factor"),
+        ({"startup_trials": 0}, "search.startup_trials"),
         ({"trails": 4}, "search.trails"),
         ({"reference": 3}, "search.reference"),
         ({"reference": " "}, "search.reference"),
@@ -86,3 +90,35 @@ def test_pruning_is_off_for_two_objectives() -> None:
 def test_cli_flags_override_the_spec() -> None:
     config = search_config({"budget": "50M", "trials": 4}).with_overrides(budget="20M", trials=None)
     assert (config.budget, config.trials) == (20_000_000, 4)
+
+
+def test_asha_stops_a_trial_outside_the_best_third_at_its_first_rung() -> None:
+    """Successive halving compares a trial with every trial that reached the same rung, pruned or not."""
+    config = search_config({"pruner": "asha", "first_rung": 2, "reduction_factor": 3})
+    assert config.rungs(16) == [2, 6]
+    study = optuna.create_study(direction="maximize", pruner=config.make_pruner())
+    verdicts = []
+    for score in (0.9, 0.5, 0.8, 0.7, 0.95, 0.6):
+        trial = study.ask()
+        trial.report(score, 1)
+        assert not trial.should_prune(), "no rung before epoch 2"
+        trial.report(score, 2)
+        verdicts.append(trial.should_prune())
+        study.tell(
+            trial,
+            state=optuna.trial.TrialState.PRUNED if verdicts[-1] else None,
+            values=None if verdicts[-1] else score,
+        )
+    # 0.9 is first (alone, best); 0.5 is below 0.9 in the top third of 2 -> pruned; 0.95 beats all
+    assert verdicts == [False, True, True, True, False, True]
+
+
+def test_rungs_follow_the_reduction_factor_and_stop_before_the_last_epoch() -> None:
+    assert search_config({"pruner": "hyperband", "first_rung": 1, "reduction_factor": 2}).rungs(16) == [1, 2, 4, 8]
+    assert search_config({"pruner": "median"}).rungs(16) == []
+    assert search_config({"pruner": "asha", "first_rung": 16}).rungs(16) == []
+
+
+def test_tpe_models_the_conditional_space_jointly() -> None:
+    sampler = search_config({"startup_trials": 7}).make_sampler()
+    assert (sampler._n_startup_trials, sampler._multivariate, sampler._group) == (7, True, True)

@@ -1,7 +1,8 @@
 """Does the search beat random sampling at the same compute? Several strategies, one space, one recipe.
 
 Every strategy gets the same training budget, counted in epochs summed over its trials (a pruned
-trial costs the epochs it trained, an over-budget or repeated candidate none), and runs with
+trial costs the epochs it trained, an over-budget or repeated candidate none; the trial that would
+take the sum past the budget does not count), and runs with
 `--seeds` seeds. Strategies (add more in STRATEGIES):
   random-pruned  random sampling with the default search's pruner;
   random         random sampling, every candidate trained to the end;
@@ -35,19 +36,24 @@ from sandbox.search.objective import Objective
 from sandbox.search.results import is_result
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study
+from sandbox.train.device import set_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES: dict[str, Callable[[SearchRun], dict[str, Any]]] = {
     "random-pruned": lambda run: {"sampler": "random", "pruner": run.config.pruner},
     "random": lambda run: {"sampler": "random", "pruner": "none"},
     "default": lambda run: {},
+    # the default search before issue 12 (TPE with the median pruner), for comparison only
+    "tpe-median": lambda run: {"sampler": "tpe", "pruner": "median", "startup_trials": None},
 }
+DEFAULT_STRATEGIES = ["random-pruned", "random", "default"]
 
 
 @dataclass(frozen=True)
 class Outcome:
     """One strategy with one seed: its trials in order, as (epochs spent so far, best val so far)."""
 
+    seed: int
     curve: list[tuple[int, float]]
     best_val: float
     test_of_best: float
@@ -69,17 +75,19 @@ def stop_after(budget: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial]
     return callback
 
 
-def run_strategy(run: SearchRun, budget: int, device: str) -> Outcome:
+def run_strategy(run: SearchRun, budget: int, device: str, seed: int) -> Outcome:
     study = open_study(run)
     study.optimize(Objective(run, device), callbacks=[stop_after(budget)], catch=(Exception,))
     curve: list[tuple[int, float]] = []
     spent, best, best_number, test = 0, 0.0, -1, 0.0
     for trial in study.get_trials(deepcopy=False):
+        if spent + epochs_of(trial) > budget:
+            break  # the trial that crossed the budget: every strategy loses its last, unfinished share alike
         spent += epochs_of(trial)
         if is_result(trial) and trial.values[0] > best:
             best, best_number, test = trial.values[0], trial.number, float(trial.user_attrs["test_accuracy"])
         curve.append((spent, best))
-    return Outcome(curve, best, test, spent, best_number)
+    return Outcome(seed, curve, best, test, spent, best_number)
 
 
 def spread(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
@@ -157,9 +165,9 @@ def epochs_per_candidate(space: Path) -> int:
     return train_config(read_yaml(space).get("train") or {}).epochs
 
 
-def strategies(space: Path, names: list[str], seeds: int, workdir: Path) -> Iterator[tuple[str, int, SearchRun]]:
+def strategies(space: Path, names: list[str], seeds: list[int], workdir: Path) -> Iterator[tuple[str, int, SearchRun]]:
     for name in names:
-        for seed in range(seeds):
+        for seed in seeds:
             base = make_run(space, workdir / f"{name}-seed{seed}", seed=seed, workers=1)
             yield name, seed, replace(base, config=replace(base.config, **STRATEGIES[name](base)))
 
@@ -167,26 +175,39 @@ def strategies(space: Path, names: list[str], seeds: int, workdir: Path) -> Iter
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", type=Path, default=REPO / "search_spaces" / "quickstart.yaml")
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument(
+        "--only-seeds", type=int, nargs="+", help="run these seeds only (to share seeds among processes)"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: figures comparable)")
+    parser.add_argument("--merge", type=Path, nargs="+", help="print and plot the --json files of earlier runs")
     parser.add_argument("--budget", type=int, help="epochs per strategy and seed (default: 10 full trainings)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", default=DEFAULT_STRATEGIES, choices=list(STRATEGIES))
     parser.add_argument("--quick", action="store_true", help="4 epochs per candidate on half the sample, 4 trainings")
     parser.add_argument("--json", type=Path, help="write the per-seed figures here")
     parser.add_argument("--plot", type=Path, default=Path("runs/search_vs_random.png"))
     parser.add_argument("--keep", type=Path, help="keep the studies here (default: a temporary folder)")
     args = parser.parse_args()
+    if args.merge:
+        budget, outcomes = merged(args.merge)
+        report(outcomes)
+        plot(outcomes, budget, args.plot)
+        print(f"anytime curve: {args.plot}")
+        return
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    set_cpu_threads(args.threads)
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.keep or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         space = quick_space(args.space, workdir) if args.quick else args.space
         budget = args.budget or (4 if args.quick else 10) * epochs_per_candidate(space)
-        print(f"space {args.space.name}{' (quick)' if args.quick else ''}: {args.seeds} seeds, {budget} epochs each")
+        seeds = args.only_seeds if args.only_seeds is not None else list(range(args.seeds))
+        print(f"space {args.space.name}{' (quick)' if args.quick else ''}: seeds {seeds}, {budget} epochs each")
         outcomes: dict[str, list[Outcome]] = {name: [] for name in args.strategies}
-        for name, seed, run in strategies(space, args.strategies, args.seeds, workdir):
-            outcome = run_strategy(run, budget, args.device)
+        for name, seed, run in strategies(space, args.strategies, seeds, workdir):
+            outcome = run_strategy(run, budget, args.device, seed)
             outcomes[name].append(outcome)
             print(
                 f"  {name:<14} seed {seed}: best val {outcome.best_val:.4f} (trial {outcome.best_trial}), "
@@ -199,14 +220,42 @@ def main() -> None:
     if args.json:
         figures = {
             name: {
+                "seeds": [o.seed for o in runs],
                 "best_val": [o.best_val for o in runs],
                 "test_of_best": [o.test_of_best for o in runs],
                 "epochs": [o.epochs for o in runs],
+                "best_trial": [o.best_trial for o in runs],
+                "curves": [o.curve for o in runs],
             }
             for name, runs in outcomes.items()
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"budget": budget, "strategies": figures}, indent=2))
+
+
+def merged(paths: list[Path]) -> tuple[int, dict[str, list[Outcome]]]:
+    """The outcomes of several --json files (each strategy's seeds in file order) and their budget."""
+    outcomes: dict[str, list[Outcome]] = {}
+    budgets = set()
+    for path in paths:
+        figures = json.loads(path.read_text())
+        budgets.add(figures["budget"])
+        for name, runs in figures["strategies"].items():
+            for i, seed in enumerate(runs["seeds"]):
+                curve = [(int(spent), float(best)) for spent, best in runs["curves"][i]]
+                outcomes.setdefault(name, []).append(
+                    Outcome(
+                        seed,
+                        curve,
+                        runs["best_val"][i],
+                        runs["test_of_best"][i],
+                        runs["epochs"][i],
+                        runs["best_trial"][i],
+                    )
+                )
+    if len(budgets) != 1:
+        raise SystemExit(f"the files were run with different budgets: {sorted(budgets)}")
+    return budgets.pop(), outcomes
 
 
 if __name__ == "__main__":

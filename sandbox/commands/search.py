@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sandbox.commands import add_device_options, add_plugin_option
+from sandbox.spec.overrides import add_set_option
 
 if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it runs, so --help stays fast
     import optuna
@@ -32,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_device_options(parser)
     add_plugin_option(parser)
+    add_set_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -55,12 +57,13 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.space.bounds import no_valid_candidate, smallest_flops
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
+    from sandbox.spec.overrides import apply_overrides
     from sandbox.train.data import fetch
     from sandbox.train.device import resolve_device, set_cpu_threads
 
     device = str(resolve_device(args.device))  # before anything loads or trains: a missing GPU is one line
     spec_path = Path(args.spec)
-    space = read_yaml(spec_path)
+    space = apply_overrides(read_yaml(spec_path), args.set)  # --set: as if the file said so
     base = spec_path.resolve().parent
     load_plugins(space, base, args.plugin)
     config = search_config(space.get("search") or {}).with_overrides(
@@ -116,9 +119,11 @@ def run(args: argparse.Namespace) -> int:
 
     from sandbox.search.storage import fail_dead_local_trials, open_study
     from sandbox.search.workers import run_workers
+    from sandbox.spec.overrides import blaming
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sandbox prints its own trial lines
-    search = prepare(args)
+    with blaming(args.set):
+        search = prepare(args)
     make_run_dir(search.run_dir)
     study = open_study(search)
     revived = fail_dead_local_trials(study)

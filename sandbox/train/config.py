@@ -11,24 +11,94 @@ accuracy in 5 epochs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 from sandbox.errors import SpecError
-from sandbox.spec.checks import Parse, above, at_least, parse_section, replace_checked, within
+from sandbox.spec.checks import (
+    Check,
+    Parse,
+    above,
+    at_least,
+    check_keys,
+    check_type,
+    mapping,
+    parse_section,
+    replace_checked,
+    typed,
+    within,
+)
 
 Dataset = Literal["fashion-mnist", "fashion-mnist-sample"]
 FULL, SAMPLE = DATASETS = get_args(Dataset)
 Count = Annotated[int, at_least(1)]
 NonNegative = Annotated[float, at_least(0)]
 Fraction = Annotated[float, within(0, 1)]
+Probability = Annotated[float, Check(lambda v: 0 <= v <= 1, "in [0, 1]")]
+
+
+def _pair(low: float, high: float | None) -> Parse:
+    """A `[low, high]` range of two finite numbers inside `(low, high]` (no upper end: None)."""
+
+    def read(value: Any, path: str) -> tuple[float, float]:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise SpecError(path, f"expected [low, high], got {value!r}")
+        a, b = (typed(v, float, f"{path}[{i}]") for i, v in enumerate(value))
+        if not low < a <= b or (high is not None and b > high):
+            upper = f" <= {high}" if high is not None else ""
+            raise SpecError(path, f"expected {low} < low <= high{upper}, got {list(value)}")
+        return a, b
+
+    return Parse(read)
+
+
+@dataclass(frozen=True)
+class ResizedCrop:
+    """torchvision's RandomResizedCrop, drawn per image and resampled in one batched call."""
+
+    scale: Annotated[tuple[float, float], _pair(0, 1)] = (0.08, 1.0)  # of the image's area
+    ratio: Annotated[tuple[float, float], _pair(0, None)] = (3 / 4, 4 / 3)  # width / height
+
+
+@dataclass(frozen=True)
+class RandAugment:
+    """torchvision's RandAugment; `group` images share one draw of operations (see sandbox.train.augment)."""
+
+    ops: Annotated[int, at_least(1)] = 2
+    magnitude: Annotated[int, within(0, 31)] = 9  # of torchvision's 31 bins
+    group: Annotated[int, at_least(1)] = 16
+
+
+def _switch(cls: type) -> Parse:
+    """A section that is off (false, null), on with its defaults (true) or on with some keys set (a mapping)."""
+
+    def read(value: Any, path: str) -> Any:
+        if value is False or value is None:
+            return None
+        if value is True:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise SpecError(path, f"expected true, false or a mapping of {', '.join(f.name for f in fields(cls))}")
+        return parse_section(cls, value, path)
+
+    return Parse(read)
 
 
 @dataclass(frozen=True)
 class Augment:
     crop: Annotated[int, at_least(0)] = 2  # zero-pad by this many pixels, then crop back at a random offset
     flip: bool = True  # random horizontal flip
+    resized_crop: Annotated[ResizedCrop, _switch(ResizedCrop)] | None = None
+    randaugment: Annotated[RandAugment, _switch(RandAugment)] | None = None
+    mixup: NonNegative = 0.0  # timm's Mixup: the Beta(alpha, alpha) of mixup, 0 = off
+    cutmix: NonNegative = 0.0  # and of cutmix; with both on, `switch_prob` picks cutmix per batch
+    mix_prob: Probability = 1.0  # of mixing a batch at all
+    switch_prob: Probability = 0.5
+
+    @property
+    def mixes(self) -> bool:
+        return self.mixup > 0 or self.cutmix > 0
 
 
 def _augment(value: Any, path: str) -> Augment:
@@ -38,6 +108,34 @@ def _augment(value: Any, path: str) -> Augment:
     if not isinstance(value, Mapping):
         raise SpecError(path, f"expected a mapping like {{crop: 2, flip: true}} or false, got {value!r}")
     return parse_section(Augment, value, path)
+
+
+@dataclass(frozen=True)
+class Init:
+    """Weights a run starts from: every tensor whose name (through the key map of `source`) and shape match."""
+
+    weights: str  # a file, or (source sandbox) a run directory
+    source: Literal["torchvision", "timm", "sandbox"] = "sandbox"
+
+
+def _init(value: Any, path: str) -> Init:
+    if isinstance(value, str | Path):
+        value = {"weights": value}
+    check_keys(mapping(value, path), ("weights", "from"), path, required=("weights",))
+    weights = value["weights"]
+    if not isinstance(weights, str | Path) or not str(weights).strip():
+        raise SpecError(f"{path}.weights", f"expected a file path, got {weights!r}")
+    source = check_type(value.get("from", "sandbox"), get_type_hints(Init)["source"], f"{path}.from")
+    return Init(str(Path(weights).expanduser().resolve()), source)
+
+
+def _module_paths(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise SpecError(path, f"expected a list of module paths like [stem, stages.0], got {value!r}")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            raise SpecError(f"{path}[{i}]", f"expected a module path like stages.0, got {item!r}")
+    return tuple(value)
 
 
 def _optimizer(value: Any, path: str) -> str:
@@ -68,6 +166,13 @@ class TrainConfig:
     # true, or a torch.compile mode
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
     seed: Annotated[int, at_least(0)] = 0
+    ema: Annotated[float, within(0, 1, low_open=True)] | None = None  # timm's ModelEmaV3 decay; evaluated, saved
+    ema_warmup: bool = False  # ModelEmaV3's warm-up: decay 1 - (1 + step)^(-2/3) until it reaches `ema`
+    clip_grad: Annotated[float, above(0)] | None = None  # timm's dispatch_clip_grad after every backward
+    clip_mode: Literal["norm", "value", "agc"] = "norm"
+    init: Annotated[Init, Parse(_init)] | None = None  # {weights: FILE, from: torchvision|timm|sandbox}
+    freeze: Annotated[tuple[str, ...], Parse(_module_paths)] = ()  # module paths: [stem, stages.0]
+    checkpoint_every: Annotated[int, at_least(0)] = 0  # epochs between checkpoints (RUN_DIR/checkpoint.pt); 0: none
 
     def with_overrides(self, **overrides: Any) -> TrainConfig:
         """The config with command-line values (None: not given) over the spec's, checked like it."""

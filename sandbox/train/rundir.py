@@ -45,7 +45,8 @@ def prepare(out_dir: Path) -> Path:
     return out_dir
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(temporary)`, then the temporary renamed to `path`: a reader sees the old file or the new, never half."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(temporary)
@@ -66,18 +67,18 @@ def concrete_raw(spec: Spec, plugin_files: Sequence[str | Path] = ()) -> dict[st
 
 
 def write_spec(out_dir: Path, raw: Mapping[str, Any]) -> None:
-    _atomic_write(out_dir / SPEC_FILE, lambda p: p.write_text(yaml.safe_dump(dict(raw), sort_keys=False)))
+    atomic_write(out_dir / SPEC_FILE, lambda p: p.write_text(yaml.safe_dump(dict(raw), sort_keys=False)))
 
 
 def write_weights(out_dir: Path, model: nn.Module) -> None:
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    _atomic_write(out_dir / WEIGHTS_FILE, lambda p: p.write_bytes(save(state)))  # usual file mode, unlike save_file
+    atomic_write(out_dir / WEIGHTS_FILE, lambda p: p.write_bytes(save(state)))  # usual file mode, unlike save_file
 
 
 def write_metrics(out_dir: Path, metrics: Mapping[str, Any]) -> None:
     """metrics.json, strict JSON: a non-finite number (an images/s over zero seconds) is written as null."""
     text = json.dumps(_finite(metrics), indent=2, allow_nan=False) + "\n"
-    _atomic_write(out_dir / METRICS_FILE, lambda p: p.write_text(text))
+    atomic_write(out_dir / METRICS_FILE, lambda p: p.write_text(text))
 
 
 def _finite(value: Any) -> Any:

@@ -1,0 +1,100 @@
+"""RUN_DIR/checkpoint.pt: everything a killed run needs to go on as if it had never stopped.
+
+Written every `train.checkpoint_every` epochs, atomically, after the epoch's validation: the model,
+optimizer, scheduler and EMA states, the history so far, and every random stream the loop draws
+from (the augmentation and batch-order generator, torch's global CPU and CUDA generators, which
+dropout uses, and NumPy's, which timm's mixup uses). Resuming restores them all after the network
+is built, so on the same device and thread count the resumed run's epochs, metrics and weights are
+those of an uninterrupted run with the same seed.
+
+A checkpoint records the concrete spec and the effective `train:` recipe it was made with; a
+resume with anything else (another network, another lr, more epochs) is refused naming the first
+difference, since it would be neither run.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sandbox.errors import SandboxError, describe
+from sandbox.train.rundir import atomic_write
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
+    """The random streams a run draws from, as tensors and numbers (loadable with weights_only)."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)
+    assert isinstance(keys, np.ndarray)  # the legacy form: (kind, keys, position, has_gauss, gauss)
+    return {
+        "generator": generator.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": position,
+                  "has_gauss": has_gauss, "gauss": gauss},
+    }  # fmt: skip
+
+
+def restore_rng(state: Mapping[str, Any], generator: torch.Generator, device: torch.device) -> None:
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
+    numpy = state["numpy"]
+    keys = numpy["keys"].numpy().astype(np.uint32)
+    np.random.set_state((numpy["kind"], keys, numpy["position"], numpy["has_gauss"], numpy["gauss"]))
+
+
+def save_checkpoint(out_dir: Path, checkpoint: Mapping[str, Any]) -> None:
+    atomic_write(out_dir / CHECKPOINT_FILE, lambda path: torch.save({"format": FORMAT, **checkpoint}, path))
+
+
+def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any]:
+    """The checkpoint of `run_dir`, refused (one line, the reason) when it is not of this spec and recipe."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        why = "no checkpoint was written (train.checkpoint_every is 0) or the run stopped before the first"
+        raise SandboxError(f"cannot resume {run_dir}: it has no {CHECKPOINT_FILE} ({why})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # states load onto the device
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+        raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is unreadable ({describe(err)})") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is not a checkpoint of this sandbox version")
+    difference = first_difference(checkpoint["identity"], identity)
+    if difference is not None:
+        raise SandboxError(
+            f"cannot resume {run_dir}: its checkpoint is of another spec or recipe ({difference}); "
+            "resume with the spec and flags it was started with, or start a new run"
+        )
+    return checkpoint
+
+
+def first_difference(before: Any, now: Any, path: str = "") -> str | None:
+    """Where two spec-like values first differ, as `key: X in the checkpoint, Y now`; None if equal."""
+    if isinstance(before, Mapping) and isinstance(now, Mapping):
+        for key in [*before, *(k for k in now if k not in before)]:
+            inner = f"{path}.{key}" if path else str(key)
+            if key not in now or key not in before:
+                side = "only in the checkpoint" if key not in now else "not in the checkpoint"
+                return f"{inner}: {side}"
+            found = first_difference(before[key], now[key], inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(before, list | tuple) and isinstance(now, list | tuple) and len(before) == len(now):
+        for index, (a, b) in enumerate(zip(before, now, strict=True)):
+            found = first_difference(a, b, f"{path}[{index}]")
+            if found is not None:
+                return found
+        return None
+    if before == now:
+        return None
+    return f"{path}: {before!r} in the checkpoint, {now!r} now"

@@ -1,0 +1,171 @@
+"""Fine-tuning: start from other weights where they fit (`train.init`), and freeze modules (`train.freeze`).
+
+`train.init` loads every tensor whose name, through the key map of its `from` (torchvision's or
+timm's names, or the sandbox's own), and shape match the network's, and leaves the rest as built:
+a head for another number of classes keeps its fresh initialization. What was loaded and what was
+left out is reported, never silently dropped. Weights of which nothing fits are an error: the
+wrong `from`, or another network.
+
+`train.freeze` is timm's `freeze`: the modules' parameters stop training and their batch norms
+become `FrozenBatchNorm2d`, whose statistics no longer move either. `unfreeze` turns them back into
+plain batch norms before the weights are saved, so a run directory loads into the network its spec
+builds, frozen or not.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from timm.utils import freeze as timm_freeze
+from timm.utils import unfreeze as timm_unfreeze
+from torch import Tensor, nn
+
+from sandbox.errors import SandboxError, SpecError, describe
+from sandbox.model import weights as key_maps
+from sandbox.train.config import Init
+
+SHOWN = 6  # names listed per kind of leftover; the rest are counted
+
+
+def _rename(source: str) -> Callable[[str], str]:
+    """The sandbox name of a key in weights from `source`; raises SandboxError for a key with none."""
+    if source == "torchvision":
+        return key_maps.torchvision_key
+    if source == "timm":
+        timm_key = getattr(key_maps, "timm_key", None)
+        if timm_key is None:
+            raise SpecError("train.init.from", "timm's names have no key map in this version of the sandbox")
+        return timm_key  # type: ignore[no-any-return]
+    return lambda key: key
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What `load_init` did: tensors loaded, and each kind left out."""
+
+    weights: str
+    source: str
+    loaded: int
+    total: int  # tensors in the network's state dict
+    reshaped: tuple[str, ...]  # in both, another shape: kept as initialized (a head for other classes)
+    unplaced: tuple[str, ...]  # in the weights, with no place in the network
+    unfilled: tuple[str, ...]  # in the network, not in the weights: kept as initialized
+
+    def lines(self) -> list[str]:
+        lines = [
+            f"init: loaded {self.loaded} of the network's {self.total} tensors from {self.weights} ({self.source})"
+        ]
+        for what, keys in (
+            ("left out, shape differs (kept as initialized)", self.reshaped),
+            ("left out, not in the network", self.unplaced),
+            ("not in the weights (kept as initialized)", self.unfilled),
+        ):
+            if keys:
+                more = f" and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+                lines.append(f"init: {what}: {', '.join(keys[:SHOWN])}{more}")
+        return lines
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "weights": self.weights,
+            "from": self.source,
+            "loaded": self.loaded,
+            "total": self.total,
+            "reshaped": list(self.reshaped),
+            "unplaced": list(self.unplaced),
+            "unfilled": list(self.unfilled),
+        }
+
+
+def read_weights(init: Init) -> dict[str, Tensor]:
+    """The state dict `init.weights` holds: a safetensors or torch file, a run directory's weights,
+    or a sandbox checkpoint's model."""
+    from sandbox.train.rundir import WEIGHTS_FILE  # rundir builds networks: imported late to keep this light
+
+    path = Path(init.weights)
+    if path.is_dir():
+        path = path / WEIGHTS_FILE
+    if not path.is_file():
+        raise SpecError("train.init.weights", f"no such file: {path}")
+    try:
+        state = (
+            load_file(str(path))
+            if path.suffix == ".safetensors"
+            else torch.load(path, map_location="cpu", weights_only=True)
+        )
+    except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError) as err:
+        raise SpecError("train.init.weights", f"cannot read {path}: {describe(err)}") from err
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]  # a sandbox checkpoint
+    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise SpecError("train.init.weights", f"{path} holds no state dict of tensors")
+    return dict(state)
+
+
+def load_matching(model: nn.Module, state: Mapping[str, Tensor], rename: Callable[[str], str]) -> dict[str, Any]:
+    """Copy into `model` every tensor of `state` whose renamed key and shape match; say what did not."""
+    own = model.state_dict()
+    renamed: dict[str, Tensor] = {}
+    unplaced = []
+    for key, value in state.items():
+        try:
+            name = rename(key)
+        except SandboxError:
+            name = key
+        if name in own:
+            renamed[name] = value
+        else:
+            unplaced.append(key)
+    fitting = {k: v for k, v in renamed.items() if v.shape == own[k].shape}
+    model.load_state_dict(fitting, strict=False)
+    return {
+        "loaded": len(fitting),
+        "total": len(own),
+        "reshaped": tuple(k for k in own if k in renamed and k not in fitting),
+        "unplaced": tuple(unplaced),
+        "unfilled": tuple(k for k in own if k not in renamed),
+    }
+
+
+def load_init(model: nn.Module, init: Init) -> InitReport:
+    """Start `model` from `init.weights` where they fit; an error if nothing fits."""
+    result = load_matching(model, read_weights(init), _rename(init.source))
+    if not result["loaded"]:
+        raise SpecError(
+            "train.init",
+            f"no tensor of {init.weights} fits this network with {init.source}'s names "
+            f"(first keys there: {', '.join(result['unplaced'][:3]) or 'none'}); is `from` right?",
+        )
+    return InitReport(init.weights, init.source, **result)
+
+
+def check_freeze(model: nn.Module, paths: Sequence[str]) -> None:
+    """Every path of `train.freeze` names a module of the network; the first that does not is a SpecError."""
+    names = dict(model.named_modules())
+    for index, path in enumerate(paths):
+        if path not in names or not path:
+            shallow = [name for name in names if name and name.count(".") <= 1]
+            raise SpecError(
+                f"train.freeze[{index}]", f"no module {path!r} in this network (modules: {', '.join(shallow)})"
+            )
+
+
+def freeze(model: nn.Module, paths: Sequence[str]) -> None:
+    if paths:
+        check_freeze(model, paths)
+        timm_freeze(model, list(paths))
+
+
+def unfreeze(model: nn.Module, paths: Sequence[str]) -> None:
+    """Plain batch norms again, on the model's device (timm makes new ones on the CPU)."""
+    if paths:
+        timm_unfreeze(model, list(paths))
+        device = next(model.parameters()).device
+        model.to(device)

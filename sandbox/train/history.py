@@ -1,0 +1,97 @@
+"""What a researcher watches while a run trains: history.csv, TensorBoard events, curves.png.
+
+`history.csv` gets one row per epoch as the epoch ends, flushed, so `tail -f` and a spreadsheet see
+the run as it goes; a resumed run rewrites it from its checkpoint's history first, dropping rows
+of epochs trained after that checkpoint. TensorBoard event files (RUN_DIR/tensorboard) are written
+when the `tensorboard` package is installed (`pip install -e ".[tensorboard]"`), else skipped with a
+note. `curves.png` plots loss, validation accuracy and learning rate per epoch; it is drawn at each
+checkpoint and at the end.
+
+A search's trials write history.csv only: events and plots are for runs someone watches
+(`sandbox train`), and a plot per trial would cost each trial a matplotlib import.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sandbox.train.rundir import atomic_write
+
+HISTORY_FILE = "history.csv"
+CURVES_FILE = "curves.png"
+EVENTS_DIR = "tensorboard"
+COLUMNS = ("epoch", "loss", "val_accuracy", "lr", "images_per_second", "images", "seconds")
+SCALARS = ("loss", "val_accuracy", "lr", "images_per_second")
+
+
+def summary_writer_class() -> Any | None:
+    """torch's SummaryWriter, or None when the tensorboard package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch.utils.tensorboard imports the tensorboard package
+        return None
+    return SummaryWriter
+
+
+class RunLog:
+    """history.csv (always), and with `watch` TensorBoard events and curves.png, for one run directory."""
+
+    def __init__(
+        self, out_dir: Path, history: Sequence[Mapping[str, Any]], *, watch: bool, say: Callable[[str], None]
+    ) -> None:
+        self.out_dir = out_dir
+        self.watch = watch
+        self.file = (out_dir / HISTORY_FILE).open("w", newline="")
+        self.rows = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore")
+        self.rows.writeheader()
+        self.rows.writerows(history)
+        self.file.flush()
+        self.events = None
+        if watch:
+            writer = summary_writer_class()
+            if writer is None:
+                say('tensorboard is not installed: no event files (pip install -e ".[tensorboard]")')
+            else:  # purge_step drops events of epochs after the checkpoint a resumed run starts from
+                self.events = writer(log_dir=str(out_dir / EVENTS_DIR), purge_step=len(history) + 1)
+
+    def add(self, record: Mapping[str, Any]) -> None:
+        self.rows.writerow(record)
+        self.file.flush()
+        if self.events is not None:
+            for key in SCALARS:
+                self.events.add_scalar(key, record[key], record["epoch"])
+            self.events.flush()
+
+    def plot(self, history: Sequence[Mapping[str, Any]]) -> None:
+        if self.watch and history:
+            plot_curves(history, self.out_dir / CURVES_FILE)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.events is not None:
+            self.events.close()
+
+
+def plot_curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """Loss, validation accuracy and learning rate against the epoch, side by side, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: files only
+    import matplotlib.pyplot as plt
+
+    epochs = [record["epoch"] for record in history]
+    figure, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
+    for ax, (key, title) in zip(
+        axes, (("loss", "training loss"), ("val_accuracy", "validation accuracy"), ("lr", "learning rate")), strict=True
+    ):
+        ax.plot(epochs, [record[key] for record in history], marker="o" if len(epochs) < 30 else None)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    try:
+        atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+    finally:
+        plt.close(figure)

@@ -157,6 +157,14 @@ def test_a_budget_nothing_meets_exits_before_training(tmp_path: Path, data_dir: 
     assert not (tmp_path / "run" / "study.db").exists()
 
 
+def test_a_first_rung_at_the_last_epoch_exits_before_training(tmp_path: Path, data_dir: Path) -> None:
+    space = write_space(tmp_path, pruner="asha", first_rung=3)
+    result = run_search(space, tmp_path / "run", data_dir, "--epochs", "3")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: search.first_rung: 3 leaves no rung before the last of 3 epochs per trial"
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
 def test_a_space_with_no_valid_candidate_names_the_key_before_training(tmp_path: Path, data_dir: Path) -> None:
     space = tiny_space()
     space["defaults"] = {"norm": "batchnrm"}

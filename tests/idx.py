@@ -14,10 +14,11 @@ def write_idx(path: Path, data: torch.Tensor) -> None:
     path.write_bytes(header + data.to(torch.uint8).contiguous().numpy().tobytes())
 
 
-def write_fashion_mnist(root: Path, train: int, test: int, seed: int = 0) -> Path:
-    """Images whose class is learnable (a class-dependent bright band), so accuracy can rise."""
+def write_fashion_mnist(root: Path, train: int, test: int, seed: int = 0, folder: str = "FashionMNIST") -> Path:
+    """Images whose class is learnable (a class-dependent bright band), so accuracy can rise.
+    `folder="MNIST"` writes them where torchvision's MNIST looks."""
     generator = torch.Generator().manual_seed(seed)
-    raw = root / "FashionMNIST" / "raw"
+    raw = root / folder / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", train), ("t10k", test)):
         labels = torch.arange(count) % 10

@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 
 from sandbox.commands import add_device_options, add_plugin_option
+from sandbox.errors import SandboxError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("evaluate", help="re-measure a run's test accuracy, with a per-class table")
     parser.add_argument("run_dir", type=Path, help="a run directory written by `train`")
-    parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
+    parser.add_argument("--data-dir", type=Path, help="where the spec's dataset is (overrides data.root)")
     add_device_options(parser)
     add_plugin_option(parser)
     parser.set_defaults(run=run)
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sandbox.train.data import CLASS_NAMES, load
+    from sandbox.train.data import load_for, names_text
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import predict
     from sandbox.train.rundir import load_run, read_metrics
@@ -28,17 +29,24 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     set_cpu_threads(args.threads)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
-    data = load(spec.data.with_overrides(root=args.data_dir), device)
+    data = load_for(spec, device, args.data_dir)  # shaped for the spec as training shaped it
+    trained_on = (read_metrics(args.run_dir).get("dataset") or {}).get("class_names")
+    if isinstance(trained_on, list) and trained_on != list(data.classes):
+        raise SandboxError(
+            f"{args.run_dir} was trained on the classes {names_text(trained_on)}, but {data.name} in "
+            f"{data.root} has {names_text(data.classes)}: not the dataset it was trained on"
+        )
     predicted = predict(model, data.test, batch=spec.train.batch_size).cpu()  # as the run measured it
     labels = data.test.labels.cpu()
-    total = torch.bincount(labels, minlength=len(CLASS_NAMES))
-    correct = torch.bincount(labels[predicted == labels], minlength=len(CLASS_NAMES))
-    print(f"{'class':<14} {'images':>7} {'correct':>8} {'accuracy':>9}")
-    for name, n, right in zip(CLASS_NAMES, total.tolist(), correct.tolist(), strict=True):
-        print(f"{name:<14} {n:>7} {right:>8} {right / max(n, 1):>9.2%}")
+    total = torch.bincount(labels, minlength=len(data.classes))
+    correct = torch.bincount(labels[predicted == labels], minlength=len(data.classes))
+    width = max(14, *(len(name) + 1 for name in data.classes))
+    print(f"{'class':<{width}} {'images':>7} {'correct':>8} {'accuracy':>9}")
+    for name, n, right in zip(data.classes, total.tolist(), correct.tolist(), strict=True):
+        print(f"{name:<{width}} {n:>7} {right:>8} {right / max(n, 1):>9.2%}")
     accuracy = correct.sum().item() / len(labels)
     recorded = read_metrics(args.run_dir).get("test_accuracy")
-    print(f"{'all':<14} {len(labels):>7} {correct.sum().item():>8} {accuracy:>9.2%}")
+    print(f"{'all':<{width}} {len(labels):>7} {correct.sum().item():>8} {accuracy:>9.2%}")
     if isinstance(recorded, float):
         print(f"recorded at training time: {recorded:.2%} ({data.name}, {len(labels):,} test images)")
     return 0

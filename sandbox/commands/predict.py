@@ -7,9 +7,13 @@ How an image becomes the network's input, whatever its size or colour (`sandbox.
      network's input size (bilinear, antialiased);
   3. pixel values are scaled to [0, 1]: 8-bit ones by 255, 16-bit ones by 65535; float images must
      hold [0, 1] already;
-  4. Fashion-MNIST shows light clothes on a black background, so for a 1-channel network a picture
-     with a light background (the mean of its border pixels above 0.5) is inverted
-     (`--invert auto`, the default; `--invert always` / `never` decide for every image).
+  4. Fashion-MNIST and MNIST show light shapes on a black background, so for a 1-channel network
+     trained on either a picture with a light background (the mean of its border pixels above 0.5)
+     is inverted (`--invert auto`, the default; other datasets are never inverted by `auto`;
+     `--invert always` / `never` decide for every image).
+
+The class names are those the run trained with (its metrics.json), else the dataset's where they
+are known without its files (the MNIST family), else "class N".
 
 An image that cannot be read is one line naming it, and the others are still classified (exit 1).
 So is one whose conversion would take more than 2 GiB, told from its header before it is decoded
@@ -27,6 +31,7 @@ from sandbox.commands import add_plugin_option
 from sandbox.errors import SandboxError
 
 INVERT = ("auto", "always", "never")
+LIGHT_ON_BLACK = ("fashion-mnist", "fashion-mnist-sample", "mnist")  # the datasets `--invert auto` inverts for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,10 +63,11 @@ def run(args: argparse.Namespace) -> int:
     if spec.channels not in (1, 3):
         raise SandboxError(f"predict reads gray or RGB images; this network takes {spec.channels} channels")
     names = exportable.classes or tuple(f"class {i}" for i in range(spec.classes))
+    invert = "never" if args.invert == "auto" and spec.data.dataset not in LIGHT_ON_BLACK else args.invert
     failed = 0
     for path in args.images:
         try:
-            image, inverted = load_image(path, spec.channels, spec.size, args.invert)
+            image, inverted = load_image(path, spec.channels, spec.size, invert)
         except SandboxError as err:
             print(f"error: {err}", file=sys.stderr)
             failed += 1

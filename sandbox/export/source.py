@@ -20,7 +20,7 @@ from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.weights import state_misfit
 from sandbox.spec.load import Spec, load_spec
-from sandbox.train.data import CLASS_NAMES
+from sandbox.train.datasets import known_class_names
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
 
 
@@ -68,7 +68,8 @@ def resolve(
     if weights_path is not None:
         load_weights(model, weights_path)
     model.eval()
-    return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), class_names(spec))
+    classes = class_names(spec, metrics)
+    return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), classes)
 
 
 def load_weights(model: InceptionNet, path: Path) -> None:
@@ -90,9 +91,14 @@ def load_weights(model: InceptionNet, path: Path) -> None:
     model.load_state_dict(state, strict=False)  # aux heads may be absent: they are not exported
 
 
-def class_names(spec: Spec) -> tuple[str, ...] | None:
-    """Fashion-MNIST's names for specs shaped like it (the data `sandbox train` trains on); else None."""
-    return CLASS_NAMES if spec.classes == len(CLASS_NAMES) and spec.channels == 1 else None
+def class_names(spec: Spec, metrics: Mapping[str, Any] | None = None) -> tuple[str, ...] | None:
+    """The class names the run trained with (metrics.json's `dataset.class_names`), else those its
+    dataset is known to have without reading it (the MNIST family's); None where neither says."""
+    dataset = (metrics or {}).get("dataset")
+    names = dataset.get("class_names") if isinstance(dataset, Mapping) else None
+    if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        names = known_class_names(spec.data.dataset)
+    return tuple(names) if names is not None and len(names) == spec.classes else None
 
 
 def _accuracy(metrics: Mapping[str, Any] | None, run: Path) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Final, Literal, get_args, get_type_hints
 
 from sandbox.errors import SpecError
 from sandbox.spec.checks import (
@@ -30,8 +30,11 @@ from sandbox.spec.checks import (
     within,
 )
 
-Dataset = Literal["fashion-mnist", "fashion-mnist-sample"]
-FULL, SAMPLE = DATASETS = get_args(Dataset)
+Dataset = Literal["fashion-mnist", "fashion-mnist-sample", "mnist", "cifar10", "cifar100", "image-folder"]
+DATASETS = get_args(Dataset)
+FULL: Final = "fashion-mnist"
+SAMPLE: Final = "fashion-mnist-sample"
+IMAGE_FOLDER: Final = "image-folder"
 Count = Annotated[int, at_least(1)]
 NonNegative = Annotated[float, at_least(0)]
 Fraction = Annotated[float, within(0, 1)]
@@ -187,11 +190,16 @@ def _directory(value: Any, path: str) -> Path:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which dataset, where its files are, how much of the training split is carved for validation."""
+    """Which dataset, where its files are, how much of the training split is carved for validation
+    (and for testing, where the dataset has no test split), and how much device memory it may take."""
 
     dataset: Dataset = FULL
     root: Annotated[Path, Parse(_directory)] | None = None  # --data-dir overrides it
     val_fraction: Annotated[float, within(0, 1, low_open=True)] = 0.1
+    test_fraction: Annotated[float, within(0, 1, low_open=True)] = 0.1  # only an image folder without test/
+    # The uint8 dataset lives on the device when it takes at most this share of the free device
+    # memory, else on the host (pinned on CUDA), copied batch by batch; 0 keeps it on the host always.
+    device_share: Annotated[float, Check(lambda v: 0 <= v <= 1, "in [0, 1]")] = 0.5
 
     def with_overrides(self, **overrides: Any) -> DataConfig:
         return replace_checked(self, overrides, lambda key: {"root": "--data-dir"}.get(key, f"--{key}"))

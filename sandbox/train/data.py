@@ -1,45 +1,88 @@
-"""Fashion-MNIST as uint8 tensors on the training device, with batched on-device augmentation.
+"""A dataset as uint8 tensors shaped once for the spec, on the training device when it fits.
 
-The files are read by `torchvision.datasets.FashionMNIST` (its own IDX reader); after that the
-whole dataset is one tensor on the device, so a batch is a slice and a search that trains many
-candidates loads the data once (`load` caches per dataset, root, device and split).
+The releases are read by torchvision's own classes (`sandbox.train.datasets`), an image folder by
+torchvision's decoder into an on-disk cache (`sandbox.train.imagefolder`). Then, once, at load
+time: a missing validation (and, for an image folder, test) split is carved from the training
+split with a fixed seed; images are converted to the spec's channels and resized to its input
+size, antialiased; and the whole dataset goes to the training device if its uint8 form takes at
+most `data.device_share` of the device's free memory. Otherwise it stays on the host (pinned on
+CUDA) and each batch is gathered there and copied with `non_blocking`; augmentation is the same
+batched tensor work on the device either way, never a per-sample Python transform.
+
+`load` caches per dataset, root, device, split and shape, so a search that trains many candidates
+loads the data once.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gzip
-import hashlib
-import os
 import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.datasets import FashionMNIST
+from torchvision.transforms.v2 import functional as TF
 
-from sandbox.errors import SandboxError, SpecError
-from sandbox.train.config import SAMPLE, DataConfig
+from sandbox.errors import SpecError
+from sandbox.train.config import IMAGE_FOLDER, SAMPLE, DataConfig
+from sandbox.train.datasets import FULL, RELEASES, find, read, sample_root
+from sandbox.train.datasets import RAW_FILES as RAW_FILES  # re-exported: where the files are was here before
+from sandbox.train.datasets import SAMPLE_DIR as SAMPLE_DIR
+from sandbox.train.datasets import cache_dir as cache_dir
+from sandbox.train.datasets import search_roots as search_roots
+from sandbox.train.imagefolder import discover, read_folder
+from sandbox.train.memory import device_free, require_host, size_text
 
-CLASS_NAMES = tuple(FashionMNIST.classes)
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
-RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+if TYPE_CHECKING:
+    from sandbox.spec.load import Spec
+
 SPLIT_SEED = 20140917  # fixed: the validation split never depends on the training seed
+RESIZE_CHUNK = 2048  # images resized at once: bounds the float copy resizing makes
 
 
 @dataclass(frozen=True)
 class Split:
-    """Images (N, 1, 28, 28) uint8 and labels (N,) int64, both on the training device."""
+    """Images (N, C, H, W) uint8 and labels (N,) int64.
+
+    The labels are always on `device`; the images are there too when `resident`, else on the
+    host (pinned when `device` is CUDA). `batches` and `window` hand out images on `device` either way.
+    """
 
     images: Tensor
     labels: Tensor
+    device: torch.device
+    resident: bool = True
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, index: Tensor) -> Tensor:
+        """The images at `index` on the device: a gather there, or on the host into pinned memory
+        followed by an asynchronous copy (the caching host allocator keeps the buffer until it is done)."""
+        if self.resident:
+            return self.images[index.to(self.images.device)]
+        pinned = self.device.type == "cuda"
+        buffer = host_buffer((len(index), *self.images.shape[1:]), pinned=pinned)
+        torch.index_select(self.images, 0, index.cpu(), out=buffer)
+        return buffer.to(self.device, non_blocking=pinned)
+
+    def batches(self, order: Tensor, size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """(images, labels) on the device for `order` (indices on the device), `size` at a time.
+
+        On the host path the order is copied to the host once, not once a batch; each batch is
+        gathered when asked for, so that the host gathers the next batch while the device still
+        runs the last one."""
+        where = order if self.resident else order.cpu()
+        for start in range(0, len(order), size):
+            yield self.take(where[start : start + size]), self.labels[order[start : start + size]]
+
+    def window(self, start: int, stop: int) -> Tensor:
+        """Images start..stop on the device (a slice of pinned memory copies asynchronously)."""
+        return self.images[start:stop].to(self.device, non_blocking=self.device.type == "cuda")
 
 
 @dataclass(frozen=True)
@@ -49,122 +92,190 @@ class Data:
     train: Split
     val: Split
     test: Split
+    classes: tuple[str, ...] = ()  # names, in label order
+    notes: tuple[str, ...] = ()  # what loading changed or decided (resized, carved, on the host), in words
 
     def counts(self) -> dict[str, Any]:
-        return {"name": self.name, "train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        """What metrics.json records of the data."""
+        _, channels, height, width = self.train.images.shape
+        return {
+            "name": self.name,
+            "train": len(self.train),
+            "val": len(self.val),
+            "test": len(self.test),
+            "class_names": list(self.classes),
+            "input": [channels, height, width],
+            "on_device": self.train.resident,
+            "notes": list(self.notes),
+        }
 
 
 def fetch(config: DataConfig) -> Path:
     """The root of the dataset's files on disk, unpacked or downloaded first if they are not there.
 
     A search calls it once in the parent before any worker starts, so that workers never download
-    into the same folder at once."""
-    return sample_root() if config.dataset == SAMPLE else find_full(config.root)
-
-
-def load(config: DataConfig, device: torch.device | str) -> Data:
-    """The dataset on `device`, split into train/val/test; cached, so repeated runs load it once."""
-    return _load(config.dataset, fetch(config), torch.device(device), config.val_fraction)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(name: str, root: Path, device: torch.device, val_fraction: float) -> Data:
-    train_images, train_labels = _read(root, train=True)
-    test_images, test_labels = _read(root, train=False)
-    order = torch.randperm(len(train_labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
-    n_val = max(1, round(len(order) * val_fraction))
-    if n_val >= len(order):
-        raise SpecError("data.val_fraction", f"leaves no training images out of {len(order)}")
-
-    def split(images: Tensor, labels: Tensor, index: Tensor | None = None) -> Split:
-        if index is not None:
-            images, labels = images[index], labels[index]
-        return Split(images.unsqueeze(1).contiguous().to(device), labels.long().to(device))
-
-    return Data(
-        name=name,
-        root=root,
-        train=split(train_images, train_labels, order[n_val:].sort().values),
-        val=split(train_images, train_labels, order[:n_val].sort().values),
-        test=split(test_images, test_labels),
-    )
-
-
-def _read(root: Path, *, train: bool) -> tuple[Tensor, Tensor]:
-    try:
-        dataset = FashionMNIST(root, train=train, download=False)
-    except (RuntimeError, OSError, ValueError, AssertionError) as err:
-        raise SandboxError(f"cannot read Fashion-MNIST in {root / 'FashionMNIST' / 'raw'}: {err}") from err
-    return dataset.data, dataset.targets
-
-
-# ---------------------------------------------------------------------------- where the files are
-
-
-def cache_dir() -> Path:
-    """$SANDBOX_CACHE, else the user's cache directory (XDG), for downloads and the unpacked sample."""
-    if os.environ.get("SANDBOX_CACHE"):
-        return Path(os.environ["SANDBOX_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "inception-sandbox"
-
-
-def sample_root() -> Path:
-    """Unpack the bundled gzipped sample once (torchvision reads only unpacked files) and return its root.
-
-    The directory is named by the archives' hash, so a newer sample never meets stale files.
-    """
-    archives = [SAMPLE_DIR / f"{name}.gz" for name in RAW_FILES]
-    digest = hashlib.sha256(b"".join(a.read_bytes() for a in archives)).hexdigest()[:12]
-    root = cache_dir() / f"sample-{digest}"
-    raw = root / "FashionMNIST" / "raw"
-    try:
-        raw.mkdir(parents=True, exist_ok=True)
-        for archive, name in zip(archives, RAW_FILES, strict=True):
-            target = raw / name
-            if not target.exists():
-                temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
-                temporary.write_bytes(gzip.decompress(archive.read_bytes()))
-                os.replace(temporary, target)  # atomic: a concurrent reader never sees half a file
-    except OSError as err:
-        raise SandboxError(
-            f"cannot unpack the bundled sample into {raw} ({err.strerror or err}); "
-            "set SANDBOX_CACHE to a writable directory"
-        ) from err
-    return root
-
-
-def search_roots(data_dir: Path | None) -> list[Path]:
-    """Where the full release is looked for, in order: --data-dir/data.root, $SANDBOX_DATA, the cache."""
-    roots = [data_dir] if data_dir is not None else []
-    if os.environ.get("SANDBOX_DATA"):
-        roots.append(Path(os.environ["SANDBOX_DATA"]).expanduser().resolve())
-    roots.append(cache_dir() / "data")
-    return roots
-
-
-def _has_files(root: Path) -> bool:
-    return all((root / "FashionMNIST" / "raw" / name).is_file() for name in RAW_FILES)
+    into the same folder at once. An image folder is looked over (its layout checked), not decoded."""
+    if config.dataset == SAMPLE:
+        return sample_root()
+    if config.dataset == IMAGE_FOLDER:
+        if config.root is None:
+            raise SpecError("data.root", "an image folder needs its directory: set data.root or pass --data-dir")
+        discover(config.root)
+        return config.root
+    return find(config.dataset, config.root)
 
 
 def find_full(data_dir: Path | None) -> Path:
-    """The root holding the full release, downloading it into the first place looked when missing."""
-    roots = search_roots(data_dir)
-    for root in roots:
-        if _has_files(root):
-            return root
+    """The root holding the full Fashion-MNIST release, downloading it into the first place looked when missing."""
+    return find(FULL, data_dir)
+
+
+def load(
+    config: DataConfig, device: torch.device | str, *, channels: int | None = None, size: int | None = None
+) -> Data:
+    """The dataset on `device`, split into train/val/test, at `channels` x `size` x `size` (None:
+    as the dataset has it; an image folder needs both); cached, so repeated runs load it once."""
+    if config.dataset == IMAGE_FOLDER and (channels is None or size is None):
+        raise ValueError("an image folder is decoded at a given number of channels and size")
+    return _load(config, fetch(config), torch.device(device), channels, size)
+
+
+def load_for(spec: Spec, device: torch.device | str, data_dir: Path | None = None) -> Data:
+    """The spec's dataset shaped for its input (channels converted, resized), its classes checked."""
+    if spec.channels not in (1, 3):
+        raise SpecError(
+            "input.channels",
+            f"{spec.data.dataset} images are read as 1 (grayscale) or 3 (RGB) channels, not {spec.channels}",
+        )
+    data = load(spec.data.with_overrides(root=data_dir), device, channels=spec.channels, size=spec.size)
+    if len(data.classes) != spec.classes:
+        raise SpecError(
+            "classes",
+            f"{data.name} has {len(data.classes)} classes ({names_text(data.classes)}), "
+            f"but the spec has {spec.classes}",
+        )
+    return data
+
+
+def names_text(names: Sequence[str], shown: int = 5) -> str:
+    """The first few class names, for a message."""
+    return ", ".join(map(str, names[:shown])) + (", ..." if len(names) > shown else "")
+
+
+@functools.lru_cache(maxsize=4)
+def _load(config: DataConfig, root: Path, device: torch.device, channels: int | None, size: int | None) -> Data:
+    notes: list[str] = []
+    if config.dataset == IMAGE_FOLDER:
+        assert channels is not None and size is not None  # load() checked
+        folder = read_folder(root, channels, size)
+        splits, classes = dict(folder.splits), folder.classes
+        notes += folder.notes
+    else:
+        raw = read(config.dataset, root)
+        splits, classes = {"train": raw.train, "test": raw.test}, raw.classes
+    total = len(splits["train"][1])  # both fractions are of the whole training folder or file
+    if "test" not in splits:
+        splits["train"], splits["test"] = _carve(*splits["train"], total, config.test_fraction, "data.test_fraction")
+        notes.append(
+            f"no test/ folder: {len(splits['test'][1]):,} images ({config.test_fraction:.0%}) of train/ carved "
+            "as the test split (data.test_fraction)"
+        )
+    if "val" not in splits:
+        splits["train"], splits["val"] = _carve(*splits["train"], total, config.val_fraction, "data.val_fraction")
+    notes += _shape_notes(config.dataset, splits["train"][0], channels, size)
+    shaped = {name: (_shape(images, channels, size), labels) for name, (images, labels) in splits.items()}
+    resident, why = residency(sum(images.nbytes for images, _ in shaped.values()), device, config.device_share)
+    notes += [why] if why else []
+    for note in notes:
+        print(f"data: {note}", file=sys.stderr, flush=True)
+
+    def place(images: Tensor, labels: Tensor) -> Split:
+        labels = labels.to(device)
+        if resident:
+            return Split(images.to(device), labels, device)
+        if device.type == "cuda":
+            images = _pinned(images)
+        return Split(images, labels, device, resident=False)
+
+    return Data(
+        name=config.dataset,
+        root=root,
+        train=place(*shaped["train"]),
+        val=place(*shaped["val"]),
+        test=place(*shaped["test"]),
+        classes=tuple(classes),
+        notes=tuple(notes),
+    )
+
+
+def residency(nbytes: int, device: torch.device, share: float) -> tuple[bool, str | None]:
+    """Whether `nbytes` of data live on `device` (at most `share` of its free memory), and if not, why."""
+    free = device_free(device)
+    if nbytes <= share * free:
+        return True, None
+    return False, (
+        f"kept on the host{' (pinned)' * (device.type == 'cuda')} and copied batch by batch: its "
+        f"{size_text(nbytes)} is more than data.device_share ({share:g}) of the {size_text(free)} free on {device}"
+    )
+
+
+def host_buffer(shape: tuple[int, ...], *, pinned: bool) -> Tensor:
+    """A uint8 batch buffer on the host; pinned ones come from the caching host allocator, which
+    keeps a freed buffer until the copy reading it has finished."""
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=pinned)
+
+
+def _carve(images: Tensor, labels: Tensor, total: int, fraction: float, key: str) -> tuple[tuple[Tensor, Tensor], ...]:
+    """(rest, carved): `fraction` of `total` images drawn with the fixed SPLIT_SEED, each part in file order."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    n = max(1, round(total * fraction))
+    if n >= len(order):
+        raise SpecError(key, f"leaves no training images out of {len(order)}")
+    rest, carved = order[n:].sort().values, order[:n].sort().values
+    return (images[rest], labels[rest]), (images[carved], labels[carved])
+
+
+def _shape(images: Tensor, channels: int | None, size: int | None) -> Tensor:
+    """`images` converted to `channels` and resized to `size` x `size` (None: unchanged), in chunks
+    on the host, so the float copy resizing needs never holds the whole dataset."""
+    _, have, height, width = images.shape
+    channels = channels or have
+    size_hw = (size, size) if size is not None else (height, width)
+    if (channels, *size_hw) == (have, height, width):
+        return images.contiguous()
+    shape = f"{channels}x{size_hw[0]}x{size_hw[1]}"
+    require_host(len(images) * channels * size_hw[0] * size_hw[1], f"the dataset at {shape}")
+    out = torch.empty((len(images), channels, *size_hw), dtype=torch.uint8)
+    for start in range(0, len(images), RESIZE_CHUNK):
+        chunk = images[start : start + RESIZE_CHUNK]
+        if have == 3 and channels == 1:
+            chunk = TF.rgb_to_grayscale(chunk)
+        if chunk.shape[2:] != size_hw:
+            chunk = TF.resize(chunk, list(size_hw), antialias=True)
+        out[start : start + RESIZE_CHUNK] = chunk  # a 1-channel chunk broadcasts to 3 channels
+    return out
+
+
+def _shape_notes(name: str, images: Tensor, channels: int | None, size: int | None) -> list[str]:
+    """What `_shape` will do, in words (an image folder's images were shaped as they were decoded)."""
+    if name == IMAGE_FOLDER:
+        return []
+    _, have, height, width = images.shape
+    notes = []
+    if channels is not None and channels != have:
+        how = "converted to grayscale (luminance)" if channels == 1 else "gray repeated to 3 channels (RGB)"
+        notes.append(f"{RELEASES[name].label}'s {have}-channel images {how} for input.channels {channels}")
+    if size is not None and (size, size) != (height, width):
+        notes.append(f"resized once from {height}x{width} to {size}x{size}, antialiased bilinear (input.size {size})")
+    return notes
+
+
+def _pinned(images: Tensor) -> Tensor:
+    """Page-locked host memory, so copies to the GPU can run asynchronously; pageable if the OS refuses."""
     try:
-        with contextlib.redirect_stdout(sys.stderr):  # torchvision reports its download on stdout
-            FashionMNIST(roots[0], train=True, download=True)
-    except Exception as err:  # any failure to fetch (no network, disk full, bad mirror) ends the same way
-        looked = ", ".join(str(r) for r in roots)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SandboxError(
-            f"Fashion-MNIST not found (looked in {looked}) and the download failed ({reason}); put the four "
-            f"files {', '.join(RAW_FILES)} (or their .gz) in DIR/FashionMNIST/raw/ and pass --data-dir DIR "
-            f"or set SANDBOX_DATA=DIR, or use `data: {{dataset: {SAMPLE}}}`, which works offline"
-        ) from err
-    return roots[0]
+        return images.pin_memory()
+    except RuntimeError:
+        return images
 
 
 # ---------------------------------------------------------------------------- batches and augmentation

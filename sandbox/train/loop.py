@@ -5,9 +5,10 @@ validation scores in `history` only, and metrics.json says so in `train_precisio
 `val_accuracy` and `test_accuracy` are measured the way `evaluate` and the exported file run the
 network: fp32, eval mode, NCHW, in batches of `train.batch_size`. So `evaluate` reproduces them exactly.
 
-`train_run` is what `sandbox train` and the search call. The data never leaves the device: an
-epoch is one permutation, one batched augmentation, then slices. The loss is read back once per
-epoch (one device sync), which is also where a non-finite loss stops the run.
+`train_run` is what `sandbox train` and the search call. The data stays on the device when it fits
+(else on the host, `sandbox.train.data`): an epoch is one permutation, then batches gathered by it
+and augmented on the device. The loss is read back once per epoch (one device sync), which is also
+where a non-finite loss stops the run.
 
 Determinism: the same seed on the same CPU with the same thread count gives the same metrics.
 On CUDA, cuDNN's autotuned kernels and atomic adds in some backward kernels make runs differ in the
@@ -34,12 +35,12 @@ from timm.scheduler import create_scheduler_v2
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from sandbox.errors import SandboxError, SpecError
+from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.spec.load import Spec
 from sandbox.train.config import TrainConfig
-from sandbox.train.data import Data, Split, augment, load, to_float
+from sandbox.train.data import Data, Split, augment, load_for, to_float
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
@@ -106,8 +107,7 @@ def _run(
 ) -> dict[str, Any]:
     if out_dir is not None:
         out_dir = prepare(Path(out_dir))
-    data = load(spec.data.with_overrides(root=data_dir), dev)
-    _check_fits(spec, data)
+    data = load_for(spec, dev, data_dir)  # converted and resized to the spec's input; its classes checked
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
 
@@ -148,19 +148,6 @@ def _run(
         write_weights(out_dir, model)
         write_metrics(out_dir, metrics)
     return metrics
-
-
-def _check_fits(spec: Spec, data: Data) -> None:
-    _, channels, height, width = data.train.images.shape
-    if (spec.channels, spec.size, spec.size) != (channels, height, width):
-        raise SpecError(
-            "input",
-            f"{data.name} has {channels}x{height}x{width} images, but the spec's input is "
-            f"{spec.channels}x{spec.size}x{spec.size}",
-        )
-    classes = int(data.train.labels.max()) + 1
-    if spec.classes != classes:
-        raise SpecError("classes", f"{data.name} has {classes} classes, but the spec has {spec.classes}")
 
 
 def _loss_function(model: InceptionNet, config: TrainConfig, bf16: bool, device: torch.device) -> Callable[..., Tensor]:
@@ -217,16 +204,12 @@ def _fit(
         began = time.perf_counter()
         model.train()
         order = torch.randperm(len(data.train), device=device, generator=generator)[: steps * batch]
-        images = augment(
-            data.train.images[order], crop=config.augment.crop, flip=config.augment.flip, generator=generator
-        )
-        labels = data.train.labels[order]
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=not progress, file=sys.stderr)  # fmt: skip
-        for step in range(steps):
-            window = slice(step * batch, (step + 1) * batch)
-            loss = loss_of(to_float(images[window], channels_last=config.channels_last), labels[window])
+        for step, (images, labels) in enumerate(data.train.batches(order, batch)):  # on the device, either path
+            images = augment(images, crop=config.augment.crop, flip=config.augment.flip, generator=generator)
+            loss = loss_of(to_float(images, channels_last=config.channels_last), labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -273,7 +256,7 @@ def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, c
     model.eval()
     outputs = []
     for start in range(0, len(split), batch):
-        images = split.images[start : start + batch]
+        images = split.window(start, start + batch)
         short = batch - len(images)
         if short:
             images = torch.cat([images, images.new_zeros((short, *images.shape[1:]))])

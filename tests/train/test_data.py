@@ -1,4 +1,7 @@
-"""Fashion-MNIST loading (through torchvision's reader), the split, the search order, augmentation."""
+"""Fashion-MNIST loading (through torchvision's reader), the split, the search order, augmentation.
+
+The other datasets: test_datasets.py (MNIST, CIFAR), test_imagefolder.py; shaping for the spec:
+test_data_shape.py; device residency: test_residency.py."""
 
 from __future__ import annotations
 
@@ -39,12 +42,18 @@ def test_data_config_defaults_and_override(tmp_path: Path) -> None:
     assert data_config({}) == DataConfig()
     config = data_config({"dataset": SAMPLE, "root": "somewhere", "val_fraction": 0.2}, data_dir=tmp_path)
     assert config == DataConfig(SAMPLE, tmp_path.resolve(), 0.2)
+    assert data_config({"dataset": "cifar100", "device_share": 0, "test_fraction": 0.3}) == DataConfig(
+        "cifar100", None, 0.1, 0.3, 0.0
+    )
 
 
 @pytest.mark.parametrize(
     ("raw", "path"),
     [
-        ({"dataset": "mnist"}, "data.dataset"),
+        ({"dataset": "imagenet"}, "data.dataset"),
+        ({"device_share": 1.5}, "data.device_share"),
+        ({"device_share": -0.1}, "data.device_share"),
+        ({"test_fraction": 1}, "data.test_fraction"),
         ({"val_fraction": 0}, "data.val_fraction"),
         ({"val_fraction": 1.5}, "data.val_fraction"),
         ({"val_fraction": True}, "data.val_fraction"),
@@ -58,10 +67,22 @@ def test_data_config_errors_name_the_key(raw: dict, path: str) -> None:
     assert err.value.path == path
 
 
+def test_an_unknown_dataset_lists_the_known_ones() -> None:
+    with pytest.raises(SpecError) as err:
+        data_config({"dataset": "imagenet"})
+    for name in ("fashion-mnist", "fashion-mnist-sample", "mnist", "cifar10", "cifar100", "image-folder"):
+        assert repr(name) in str(err.value)
+
+
 def test_load_splits_train_into_train_and_val(tmp_path: Path) -> None:
     root = write_fashion_mnist(tmp_path / "fm", train=200, test=50)
     data = load(DataConfig("fashion-mnist", root, 0.1), "cpu")
-    assert data.counts() == {"name": "fashion-mnist", "train": 180, "val": 20, "test": 50}
+    counts = data.counts()
+    assert {k: counts[k] for k in ("name", "train", "val", "test")} == {
+        "name": "fashion-mnist", "train": 180, "val": 20, "test": 50
+    }  # fmt: skip
+    assert counts["class_names"] == list(FashionMNIST.classes) and counts["input"] == [1, 28, 28]
+    assert counts["on_device"] and counts["notes"] == []  # nothing resized, converted or carved but val
     assert data.train.images.shape == (180, 1, 28, 28) and data.train.images.dtype == torch.uint8
     assert data.test.labels.dtype == torch.int64
     # The split is a partition of the training file, the same on every load.

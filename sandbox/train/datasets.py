@@ -1,0 +1,171 @@
+"""The torchvision releases a spec can train on: where their files are, fetching them, reading them.
+
+Each release is read by torchvision's own class (its IDX or pickle reader) into uint8 tensors
+(N, C, H, W) with int64 labels and the class names the release itself carries. CIFAR is read
+without torchvision's per-file md5 check, so a subset of the release (as the Fashion-MNIST subset
+in shared/data is of its release) or a test's own pickles read too; a download is still checked
+against the archive's md5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataset
+
+from sandbox.errors import SandboxError, describe
+from sandbox.train.config import FULL, SAMPLE
+
+SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def _unchecked(cls: type[CIFAR10]) -> type[CIFAR10]:
+    """torchvision's CIFAR reader with its file lists' md5s set to None: it then checks only that
+    each file exists (`check_integrity(path, None)`), and reads the pickles exactly as before."""
+    lists = {
+        "train_list": [[name, None] for name, _ in cls.train_list],
+        "test_list": [[name, None] for name, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    }
+    return type(cls.__name__, (cls,), lists)
+
+
+@dataclass(frozen=True)
+class Release:
+    """A torchvision dataset class and the files it reads under a root."""
+
+    label: str  # in messages
+    reader: type[VisionDataset]
+    folder: str  # relative to the root
+    files: tuple[str, ...]  # in `folder`, all needed
+    archive: str  # what else torchvision unpacks instead of downloading, in words
+
+    def has_files(self, root: Path) -> bool:
+        return all((root / self.folder / name).is_file() for name in self.files)
+
+
+def _cifar(label: str, cls: type[CIFAR10]) -> Release:
+    files = tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
+    return Release(label, _unchecked(cls), cls.base_folder, files, f"or {cls.filename} in DIR")
+
+
+RELEASES: dict[str, Release] = {
+    FULL: Release("Fashion-MNIST", FashionMNIST, "FashionMNIST/raw", RAW_FILES, "or their .gz"),
+    "mnist": Release("MNIST", MNIST, "MNIST/raw", RAW_FILES, "or their .gz"),
+    "cifar10": _cifar("CIFAR-10", CIFAR10),
+    "cifar100": _cifar("CIFAR-100", CIFAR100),
+}
+RELEASES[SAMPLE] = RELEASES[FULL]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A release as read: uint8 images (N, C, H, W) and int64 labels per split, and its class names."""
+
+    train: tuple[Tensor, Tensor]
+    test: tuple[Tensor, Tensor]
+    classes: tuple[str, ...]
+
+
+def read(name: str, root: Path) -> Raw:
+    release = RELEASES[name]
+    train, classes = _read_split(release, root, train=True)
+    test, _ = _read_split(release, root, train=False)
+    return Raw(train, test, classes)
+
+
+def _read_split(release: Release, root: Path, *, train: bool) -> tuple[tuple[Tensor, Tensor], tuple[str, ...]]:
+    try:
+        dataset: Any = release.reader(root, train=train, download=False)
+        images = torch.as_tensor(dataset.data)
+        labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    except Exception as err:  # a truncated file, a bad pickle, a wrong magic number: all end the same way
+        raise SandboxError(f"cannot read {release.label} in {root / release.folder}: {describe(err)}") from err
+    # IDX gives (N, H, W) gray images, the CIFAR pickles (N, H, W, 3) as torchvision reorders them
+    images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
+    return (images.contiguous(), labels), tuple(dataset.classes)
+
+
+# ---------------------------------------------------------------------------- where the files are
+
+
+def cache_dir() -> Path:
+    """$SANDBOX_CACHE, else the user's cache directory (XDG), for downloads and the unpacked sample."""
+    if os.environ.get("SANDBOX_CACHE"):
+        return Path(os.environ["SANDBOX_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "inception-sandbox"
+
+
+def sample_root() -> Path:
+    """Unpack the bundled gzipped sample once (torchvision reads only unpacked files) and return its root.
+
+    The directory is named by the archives' hash, so a newer sample never meets stale files.
+    """
+    archives = [SAMPLE_DIR / f"{name}.gz" for name in RAW_FILES]
+    digest = hashlib.sha256(b"".join(a.read_bytes() for a in archives)).hexdigest()[:12]
+    root = cache_dir() / f"sample-{digest}"
+    raw = root / "FashionMNIST" / "raw"
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        for archive, name in zip(archives, RAW_FILES, strict=True):
+            target = raw / name
+            if not target.exists():
+                temporary = target.with_name(f".{name}.{os.getpid()}.tmp")
+                temporary.write_bytes(gzip.decompress(archive.read_bytes()))
+                os.replace(temporary, target)  # atomic: a concurrent reader never sees half a file
+    except OSError as err:
+        raise SandboxError(
+            f"cannot unpack the bundled sample into {raw} ({err.strerror or err}); "
+            "set SANDBOX_CACHE to a writable directory"
+        ) from err
+    return root
+
+
+def search_roots(data_dir: Path | None) -> list[Path]:
+    """Where a release is looked for, in order: --data-dir/data.root, $SANDBOX_DATA, the cache."""
+    roots = [data_dir] if data_dir is not None else []
+    if os.environ.get("SANDBOX_DATA"):
+        roots.append(Path(os.environ["SANDBOX_DATA"]).expanduser().resolve())
+    roots.append(cache_dir() / "data")
+    return roots
+
+
+def find(name: str, data_dir: Path | None) -> Path:
+    """The root holding release `name`, downloading it into the first place looked when missing."""
+    release = RELEASES[name]
+    roots = search_roots(data_dir)
+    for root in roots:
+        if release.has_files(root):
+            return root
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # torchvision reports its download on stdout
+            release.reader(roots[0], train=True, download=True)  # type: ignore[call-arg]
+    except Exception as err:  # any failure to fetch (no network, disk full, bad mirror) ends the same way
+        raise SandboxError(
+            f"{release.label} not found (looked in {', '.join(str(r) for r in roots)}) and the download failed "
+            f"({describe(err)}); put the files {', '.join(release.files)} in DIR/{release.folder}/ ({release.archive}) "
+            f"and pass --data-dir DIR or set SANDBOX_DATA=DIR{_offline_hint(name)}"
+        ) from err
+    return roots[0]
+
+
+def _offline_hint(name: str) -> str:
+    return f", or use `data: {{dataset: {SAMPLE}}}`, which works offline" if name == FULL else ""
+
+
+def known_class_names(name: str) -> Sequence[str] | None:
+    """Class names known without reading any file: the MNIST family's are in torchvision's classes."""
+    reader = RELEASES[name].reader if name in RELEASES else None
+    return tuple(reader.classes) if reader is not None and issubclass(reader, MNIST) else None

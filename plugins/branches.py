@@ -27,14 +27,17 @@ def _pair(value: int | list[int], key: str) -> int | tuple[int, int]:
     return (value[0], value[1]) if isinstance(value, list) else value
 
 
-def _pool(kind: Pool, kernel: int, stride: int, padding: int | None) -> nn.Module:
+def _pool(kind: Pool, kernel: int, stride: int, padding: int | None, count_pad: bool = True) -> nn.Module:
     """A pool that gives the size a conv of the same kernel and stride gives (the same padding).
 
     At stride 1 it rounds up (torchvision's GoogLeNet pool, so its weights and output line up).
+    `count_pad` (average pools only) counts the padding as zeros in the average, as Inception-v3
+    does; Inception-v4 and Inception-ResNet-v2 average over the real pixels only (False).
     """
     pad = (kernel - 1) // 2 if padding is None else padding
-    layer = nn.MaxPool2d if kind == "max" else nn.AvgPool2d
-    return layer(kernel, stride=stride, padding=pad, ceil_mode=stride == 1)
+    if kind == "max":
+        return nn.MaxPool2d(kernel, stride=stride, padding=pad, ceil_mode=stride == 1)
+    return nn.AvgPool2d(kernel, stride=stride, padding=pad, ceil_mode=stride == 1, count_include_pad=count_pad)
 
 
 @register_branch("conv1x1")
@@ -160,6 +163,38 @@ def factorized(
     return _reduced(in_channels, reduce, (reduce, out), ((1, n), (n, 1)), stride, padding, style)
 
 
+@register_branch("chain")
+def chain(
+    in_channels: int,
+    *,
+    widths: list[int],
+    kernels: list[int | list[int]],
+    stride: int = 1,
+    padding: int | list[int] | None = None,
+    norm: str = "batchnorm",
+    act: str = "relu",
+    norm_eps: float = 1e-5,
+) -> nn.Module:
+    """Convolutions in sequence, one per kernel, to the widths in `widths`: any stack the other
+    branches do not name, such as Inception-v3's 1x1, 7x1, 1x7, 7x1, 1x7 (`kernels: [1, [7, 1], [1, 7],
+    [7, 1], [1, 7]]`) or a Network-in-Network block (`kernels: [11, 1, 1]`). The stride and the padding
+    go to the last layer with a kernel larger than 1x1 (the last one if none is)."""
+    if len(widths) != len(kernels) or not widths:
+        raise ValueError(f"widths and kernels must be lists of one length, got {len(widths)} and {len(kernels)}")
+    if min(widths) < 1:
+        raise ValueError(f"widths must be positive numbers of channels, got {widths}")
+    sizes = [_pair(kernel, f"kernels[{i}]") for i, kernel in enumerate(kernels)]
+    spatial = [i for i, kernel in enumerate(sizes) if kernel not in (1, (1, 1))]
+    last = spatial[-1] if spatial else len(sizes) - 1
+    pad = None if padding is None else _pair(padding, "padding")
+    style: dict[str, Any] = {"norm": norm, "act": act, "norm_eps": norm_eps}
+    layers = []
+    for i, (kernel, out) in enumerate(zip(sizes, widths, strict=True)):
+        where = {"stride": stride, "padding": pad} if i == last else {}
+        layers.append(conv_norm_act(in_channels if i == 0 else widths[i - 1], out, kernel, **where, **style))
+    return nn.Sequential(*layers)
+
+
 @register_branch("separable")
 def separable(
     in_channels: int,
@@ -183,17 +218,30 @@ def separable(
 
 @register_branch("pool")
 def pool(
-    in_channels: int, *, kind: Pool = "max", kernel: int = 3, stride: int = 1, padding: int | None = None
+    in_channels: int,
+    *,
+    kind: Pool = "max",
+    kernel: int = 3,
+    stride: int = 1,
+    padding: int | None = None,
+    count_pad: bool = True,
 ) -> nn.Module:
     """A pass-through pool with no projection: its width is the module's input width (Inception-v3's
-    Mixed_6a keeps the input's 288 channels beside its strided convolutions)."""
-    return _pool(kind, kernel, stride, padding)
+    Mixed_6a keeps the input's 288 channels beside its strided convolutions). `count_pad` as in
+    `avg_pool_proj`, for `kind: avg`."""
+    return _pool(kind, kernel, stride, padding, count_pad)
 
 
 def _pooled_projection(
-    kind: Pool, in_channels: int, out: int, stride: int, padding: int | None, style: dict[str, Any]
+    kind: Pool,
+    in_channels: int,
+    out: int,
+    stride: int,
+    padding: int | None,
+    style: dict[str, Any],
+    count_pad: bool = True,
 ) -> nn.Sequential:
-    return nn.Sequential(_pool(kind, 3, stride, padding), conv_norm_act(in_channels, out, 1, **style))
+    return nn.Sequential(_pool(kind, 3, stride, padding, count_pad), conv_norm_act(in_channels, out, 1, **style))
 
 
 @register_branch("pool_proj")
@@ -219,10 +267,12 @@ def avg_pool_proj(
     out: int,
     stride: int = 1,
     padding: int | None = None,
+    count_pad: bool = True,
     norm: str = "batchnorm",
     act: str = "relu",
     norm_eps: float = 1e-5,
 ) -> nn.Module:
-    """3x3 average pool (padding counted as zeros, as in Inception-v3), then a 1x1 projection."""
+    """3x3 average pool, then a 1x1 projection. `count_pad: true` counts the padding as zeros in
+    the average (Inception-v3, BN-Inception); false averages the real pixels only (Inception-v4)."""
     style: dict[str, Any] = {"norm": norm, "act": act, "norm_eps": norm_eps}
-    return _pooled_projection("avg", in_channels, out, stride, padding, style)
+    return _pooled_projection("avg", in_channels, out, stride, padding, style, count_pad)

@@ -74,7 +74,8 @@ def test_unknown_name_suggests_the_closest() -> None:
     with pytest.raises(SpecError) as info:
         REGISTRY.get("branch", "conv3x4", "stages[0].modules[0].branches[2].type")
     assert info.value.path == "stages[0].modules[0].branches[2].type"
-    assert "known: avg_pool_proj, conv, conv1x1, conv3x3, conv5x5, double3x3, factorized, pool" in info.value.message
+    known = "known: avg_pool_proj, chain, conv, conv1x1, conv3x3, conv5x5, double3x3, factorized, pool"
+    assert known in info.value.message
     assert "did you mean 'conv3x3'?" in info.value.message
 
 

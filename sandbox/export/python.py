@@ -249,10 +249,16 @@ def _network(
         note = f"stage {s}: {len(blocks)} Inception module{'s' * (len(blocks) > 1)} {at}"
         stages.append(call("Stage", **items, blocks=listing(blocks), comment=note))
     note = f"global average pool, dropout, linear → {spec.classes} classes"
+    head = call("Head", str(channels), str(spec.classes), dropout=repr(spec.dropout), comment=note)
     if isinstance(model.head, ConvHead):
-        note = f"dropout, 1x1 conv to {spec.classes} classes, global average pool (no linear layer)"
-    head_kind = "Head" if spec.fc else "ConvHead"
-    head = call(head_kind, str(channels), str(spec.classes), dropout=repr(spec.dropout), comment=note)
+        act: dict[str, Code] = {}
+        if not isinstance(model.head.act, nn.Identity):
+            if (code := layers.translate(model.head.act)) is None:
+                raise SandboxError(f"head.act: activation {spec.head_act!r} has no torch-only equivalent here")
+            act["act"] = code
+        then = f", {spec.head_act}" if act else ""
+        note = f"dropout, 1x1 conv to {spec.classes} classes{then}, global average pool (no linear layer)"
+        head = call("ConvHead", str(channels), str(spec.classes), dropout=repr(spec.dropout), **act, comment=note)
     return call("InceptionNet", stem=stem, stages=listing(stages), head=head)
 
 

@@ -77,17 +77,18 @@ class Head(nn.Module):
 
 
 class ConvHead(nn.Module):
-    """Network-in-Network's head: dropout, a 1x1 convolution to the classes, global average pool;
-    no linear layer, so each class has its own feature map."""
+    """Network-in-Network's head: dropout, a 1x1 convolution to the classes, `act` (identity, or d2l's
+    ReLU), global average pool; no linear layer, so each class has its own feature map."""
 
-    def __init__(self, channels: int, classes: int, dropout: float) -> None:
+    def __init__(self, channels: int, classes: int, dropout: float, act: nn.Module | None = None) -> None:
         super().__init__()
         self.dropout = nn.Dropout(dropout)
         self.conv = nn.Conv2d(channels, classes, 1)
+        self.act = act if act is not None else nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.pool(self.conv(self.dropout(x))).flatten(1)
+        return self.pool(self.act(self.conv(self.dropout(x)))).flatten(1)
 
 
 EXPORTED = (Inception, ResidualInception, Split, Stage, Head, ConvHead)  # what an exported file may carry, in order

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox.model.blocks import Stage
-from sandbox.model.builder import InceptionNet, build
+from sandbox.model.builder import InceptionNet, MetaNorms, build
 from sandbox.spec.load import Spec, load_spec
 from sandbox.spec.schema import branch_label
 
@@ -68,7 +68,7 @@ def count(spec: Spec | str | Path | Mapping[str, Any]) -> Counts:
         for label, _, module in rows:
             hooks.append(module.register_forward_pre_hook(lambda *_, label=label: start(label)))
             hooks.append(module.register_forward_hook(lambda _m, _i, out, label=label: finish(label, out)))
-        with torch.no_grad():
+        with torch.no_grad(), MetaNorms():
             model.eval().forward_with_aux(torch.empty(1, spec.channels, spec.size, spec.size, device="meta"))
         for hook in hooks:
             hook.remove()
@@ -92,6 +92,7 @@ def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:
             kinds = "+".join(map(branch_label, module_spec.branches))
             combine = "" if module_spec.combine == "concat" else f" residual x{module_spec.scale:g}"
             stride = "" if module_spec.stride == 1 else f" /{module_spec.stride}"
+            stride += "" if module_spec.padding is None else f" pad {module_spec.padding}"
             rows.append((module_spec.name, f"inception{stride}{combine} {kinds}", block))
     rows.append(("head", "head", model.head))
     for (s, b), head in zip(model.aux_taps, model.aux, strict=True):  # in forward order, not the spec's

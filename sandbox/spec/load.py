@@ -175,7 +175,10 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
             raise SpecError(f"{tap.path}.after", f"module {tap.after!r} already has an aux head")
 
     head = mapping(raw.get("head", {}), "head")
-    check_keys(head, ("dropout", "fc"), "head")
+    check_keys(head, ("dropout", "fc", "act"), "head")
+    fc = typed(head.get("fc", True), bool, "head.fc")
+    if fc and "act" in head:
+        raise SpecError("head.act", "only a head with fc: false (a 1x1 conv to the classes) takes an activation")
     return Spec(
         name=typed(raw.get("name", source.stem if source else "network"), str, "name"),
         channels=channels,
@@ -186,8 +189,9 @@ def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) 
         stem=stem,
         stages=tuple(stages),
         dropout=probability(head.get("dropout", 0.2), "head.dropout"),
-        fc=typed(head.get("fc", True), bool, "head.fc"),
+        fc=fc,
         aux=aux,
+        head_act=typed(head.get("act", "identity"), str, "head.act"),
         train=train_config(raw.get("train") or {}),
         data=data_config(raw.get("data") or {}),
         search=search_config(raw.get("search") or {}),
@@ -224,10 +228,15 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     check_keys(module, MODULE_KEYS, path, required=("branches",))
     repeat = positive_int(module.get("repeat", 1), f"{path}.repeat", maximum=MAX_REPEAT)
     stride = positive_int(module.get("stride", 1), f"{path}.stride")
+    padding = module.get("padding")
+    if padding is not None and (typed(padding, int, f"{path}.padding") < 0):
+        raise SpecError(f"{path}.padding", f"must be 0 (unpadded) or more, got {padding}")
     combine: Combine = check_type(module.get("combine", "concat"), Combine, f"{path}.combine")
+    why = "the input it adds back keeps its height and width; reduce in a concat module or a downsample"
     if combine == "residual" and stride > 1:
-        why = "the input it adds back keeps its height and width; reduce in a concat module or a downsample"
         raise SpecError(f"{path}.stride", f"a residual module cannot have stride {stride}: {why}")
+    if combine == "residual" and padding is not None:
+        raise SpecError(f"{path}.padding", f"a residual module cannot set its branches' padding: {why}")
     scale = typed(module.get("scale", 1.0), float, f"{path}.scale")
     if scale <= 0:
         raise SpecError(f"{path}.scale", f"the residual's scale must be positive, got {scale}")
@@ -236,10 +245,12 @@ def _modules(raw: Any, stage: int, index: int, defaults: Mapping[str, Any]) -> l
     if not isinstance(branches_raw, list) or not branches_raw:
         raise SpecError(f"{path}.branches", f"expected a non-empty list of branches, got {kind_of(branches_raw)}")
     imposed = {"stride": (stride, f"{path}.stride")} if stride > 1 else {}
+    if padding is not None:
+        imposed["padding"] = (padding, f"{path}.padding")
     branches = tuple(_branch(b, f"{path}.branches[{k}]", defaults, imposed) for k, b in enumerate(branches_raw))
     base = typed(module.get("name", f"{stage}.{index}"), str, f"{path}.name")
     names = [base] if repeat == 1 else [f"{base}.{r}" for r in range(repeat)]
-    return [ModuleSpec(name, branches, path, stride, combine, scale, act) for name in names]
+    return [ModuleSpec(name, branches, path, stride, padding, combine, scale, act) for name in names]
 
 
 def _branch(raw: Any, path: str, defaults: Mapping[str, Any], imposed: Mapping[str, tuple[Any, str]]) -> Branch:
@@ -275,7 +286,7 @@ def _check_defaults(defaults: Mapping[str, Any], calls: Sequence[Call]) -> None:
 
 def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
     aux = mapping(raw, path)
-    keys = ("after", "weight", "pool", "stride", "conv", "hidden", "dropout")
+    keys = ("after", "weight", "pool", "stride", "conv", "conv2", "kernel2", "global_pool", "hidden", "dropout")
     check_keys(aux, keys, path, required=("after",))
     after = aux["after"]
     if not isinstance(after, str):  # unquoted, `after: 1.10` reads as 1.1 and would tap module 1.1
@@ -290,10 +301,21 @@ def _aux(raw: Any, path: str, module_names: list[str]) -> AuxSpec:
         pool=positive_int(aux.get("pool", 5), f"{path}.pool"),
         stride=positive_int(aux.get("stride", 3), f"{path}.stride"),
         conv=positive_int(aux.get("conv", 128), f"{path}.conv"),
-        hidden=positive_int(aux.get("hidden", 1024), f"{path}.hidden"),
+        hidden=_width_or_none(aux.get("hidden", 1024), f"{path}.hidden"),
         dropout=probability(aux.get("dropout", 0.7), f"{path}.dropout"),
         path=path,
+        conv2=_width_or_none(aux.get("conv2", 0), f"{path}.conv2"),
+        kernel2=positive_int(aux.get("kernel2", 5), f"{path}.kernel2"),
+        global_pool=typed(aux.get("global_pool", False), bool, f"{path}.global_pool"),
     )
+
+
+def _width_or_none(value: Any, path: str) -> int:
+    """A width that may be 0 (the layer left out)."""
+    value = typed(value, int, path)
+    if value < 0:
+        raise SpecError(path, f"must be 0 (none) or a positive width, got {value}")
+    return value
 
 
 def _normalization(raw: Any, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:

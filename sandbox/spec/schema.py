@@ -23,7 +23,7 @@ PLUGIN_SLOTS: dict[str, Any] = {
     "stem": "stem",
     "stages": [{"downsample": "downsample", "modules": [{"branches": [BRANCH_SLOT]}]}],
 }  # where a spec's plugin calls are: a string (or a mapping's "type") is the kind of the call there, a list one item
-MODULE_KEYS = ("name", "branches", "repeat", "stride", "combine", "scale", "act")
+MODULE_KEYS = ("name", "branches", "repeat", "stride", "padding", "combine", "scale", "act")
 Combine = Literal["concat", "residual"]  # a module's branches concatenated, or that added back to its input
 WIDTH_KEYS = ("out", "reduce", "width", "channels")
 MAX_INPUT_CHANNELS = 4096  # one mean and std each: a bound keeps a typo from allocating billions
@@ -90,12 +90,14 @@ def branch_label(branch: Branch) -> str:
 class ModuleSpec:
     """An Inception module: branches run side by side and concatenated on channels; with
     `combine: residual` the concatenation is projected back to the input width, scaled and added
-    to the input, then `act` (Inception-ResNet); `stride` > 1 makes it a reduction module."""
+    to the input, then `act` (Inception-ResNet); `stride` > 1 makes it a reduction module, and so
+    does `padding` (given to every branch: 0 makes Inception-v4's unpadded Mixed_4a, 73 → 71)."""
 
     name: str
     branches: tuple[Branch, ...]
     path: str
     stride: int = 1
+    padding: int | None = None  # None: each branch's own
     combine: Combine = "concat"
     scale: float = 1.0
     act: str = "relu"
@@ -103,6 +105,11 @@ class ModuleSpec:
     @property
     def calls(self) -> list[Call]:
         return [call for branch in self.branches for call in branch_calls(branch)]
+
+    @property
+    def reduces(self) -> bool:
+        """Whether its branches may change height and width (all to the same size)."""
+        return self.stride > 1 or self.padding is not None
 
 
 @dataclass(frozen=True)
@@ -114,16 +121,23 @@ class StageSpec:
 
 @dataclass(frozen=True)
 class AuxSpec:
-    """A training-only classifier tapped after module `after` (GoogLeNet's aux head by default)."""
+    """A training-only classifier tapped after module `after`: average pool (`pool`/`stride`), a 1x1
+    conv to `conv`, optionally an unpadded `kernel2` conv to `conv2`, optionally a global average
+    pool, flatten, optionally a hidden linear layer of `hidden` and its activation, dropout, linear.
+    GoogLeNet's by default (5/3, 128, -, -, 1024, 0.7); Inception-v3's is 5/3, 128, 5x5 768, global
+    pool, no hidden layer, no dropout."""
 
     after: str
     weight: float
     pool: int
     stride: int
     conv: int
-    hidden: int
+    hidden: int  # 0: none, the classifier reads the features directly
     dropout: float
     path: str
+    conv2: int = 0  # 0: none
+    kernel2: int = 5
+    global_pool: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +153,7 @@ class Spec:
     dropout: float
     fc: bool  # False: the head is a 1x1 conv to the classes, then global average pooling (NiN)
     aux: tuple[AuxSpec, ...]
+    head_act: str = "identity"  # with fc False: the activation after the 1x1 conv (d2l's NiN: relu)
     train: TrainConfig = TrainConfig()
     data: DataConfig = DataConfig()
     search: SearchConfig = SearchConfig()

@@ -1,4 +1,8 @@
-"""`python -m sandbox train SPEC`: train a concrete spec on Fashion-MNIST and write a run directory."""
+"""`python -m sandbox train SPEC`: train a concrete spec on its dataset and write a run directory.
+
+`--resume RUN_DIR` continues a run from its last checkpoint (`train.checkpoint_every`), with the
+spec it was started with (SPEC may then be left out: the run's spec.yaml is used).
+"""
 
 from __future__ import annotations
 
@@ -10,32 +14,42 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.commands import add_device_options, add_plugin_option
-from sandbox.spec.load import load_spec
+from sandbox.spec.overrides import add_set_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a spec on Fashion-MNIST and write a run directory")
-    parser.add_argument("spec", help="a concrete spec YAML file")
+    parser = subparsers.add_parser("train", help="train a spec on its dataset and write a run directory")
+    parser.add_argument("spec", nargs="?", help="a concrete spec YAML file (with --resume: default RUN_DIR/spec.yaml)")
     parser.add_argument("--epochs", type=int, help="override train.epochs")
-    parser.add_argument("--data-dir", type=Path, help="where the full Fashion-MNIST release is (overrides data.root)")
+    parser.add_argument("--data-dir", type=Path, help="where the dataset's files are (overrides data.root)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<date>-<time>)")
     parser.add_argument("--seed", type=int, help="override train.seed")
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a stopped run from its checkpoint, in its directory"
+    )
+    add_set_option(parser)
     add_device_options(parser)
     add_plugin_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sandbox.errors import SpecError
+    from sandbox.spec.overrides import load_overridden
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import train_run
-    from sandbox.train.rundir import concrete_raw
+    from sandbox.train.rundir import SPEC_FILE, concrete_raw
 
     device = str(resolve_device(args.device))
     set_cpu_threads(args.threads)
-    spec = load_spec(args.spec, plugin_files=args.plugin)
+    if args.spec is None and args.resume is None:
+        raise SpecError("spec", "give a spec file to train (or --resume RUN_DIR to continue a run)")
+    if args.resume is not None and args.out is not None and args.out.resolve() != args.resume.resolve():
+        raise SpecError("--out", "a resumed run goes on in its own directory: leave --out out, or give the same")
+    spec = load_overridden(args.spec or args.resume / SPEC_FILE, args.set, plugin_files=args.plugin)
     # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
     spec = dataclasses.replace(spec, raw=concrete_raw(spec, args.plugin))
-    out = args.out or Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.resume or args.out or Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     metrics = train_run(
         spec,
         out_dir=out,
@@ -44,6 +58,9 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         data_dir=args.data_dir,
         on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),
+        resume=args.resume is not None,
+        watch=True,
+        say=print,
     )
     dataset = metrics["dataset"]
     print(
@@ -52,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         f"({metrics['train_precision']} steps); "
         f"{metrics['seconds']:.1f} s"
     )
-    print(f"run directory: {out}")
+    print(f"run directory: {out} (history.csv, curves.png)")
     return 0
 
 

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from timm.scheduler.scheduler import Scheduler
+from timm.utils import ModelEmaV3
+from torch import nn
 
 from sandbox.errors import SandboxError, describe
 from sandbox.train.rundir import atomic_write
@@ -52,8 +56,42 @@ def restore_rng(state: Mapping[str, Any], generator: torch.Generator, device: to
     np.random.set_state((numpy["kind"], keys, numpy["position"], numpy["has_gauss"], numpy["gauss"]))
 
 
-def save_checkpoint(out_dir: Path, checkpoint: Mapping[str, Any]) -> None:
-    atomic_write(out_dir / CHECKPOINT_FILE, lambda path: torch.save({"format": FORMAT, **checkpoint}, path))
+@dataclass
+class TrainingState:
+    """What a checkpoint holds of a run in progress, besides its history."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Scheduler | None
+    ema: ModelEmaV3 | None
+    generator: torch.Generator
+    device: torch.device
+
+    def capture(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+            "rng": rng_state(self.generator, self.device),
+        }
+
+    def restore(self, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Put a checkpoint's states back; returns its history (the epochs done)."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+        if self.ema is not None:
+            self.ema.module.load_state_dict(checkpoint["ema"])
+        restore_rng(checkpoint["rng"], self.generator, self.device)
+        return [dict(record) for record in checkpoint["history"]]
+
+
+def save_checkpoint(out_dir: Path, identity: Mapping[str, Any], state: TrainingState, history: list[Any]) -> None:
+    """The run so far, written to a temporary file and renamed: a kill mid-write leaves the last one whole."""
+    checkpoint = {"format": FORMAT, "identity": identity, **state.capture(), "history": history}
+    atomic_write(out_dir / CHECKPOINT_FILE, lambda path: torch.save(checkpoint, path))
 
 
 def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any]:
@@ -68,7 +106,10 @@ def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any
         raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is unreadable ({describe(err)})") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is not a checkpoint of this sandbox version")
-    difference = first_difference(checkpoint["identity"], identity)
+    before = checkpoint["identity"]  # the spec as written, then the recipe as run (command-line flags in it)
+    difference = first_difference(before["spec"], identity["spec"]) or first_difference(
+        before["train"], identity["train"], "train"
+    )
     if difference is not None:
         raise SandboxError(
             f"cannot resume {run_dir}: its checkpoint is of another spec or recipe ({difference}); "

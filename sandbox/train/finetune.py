@@ -134,9 +134,9 @@ def load_matching(model: nn.Module, state: Mapping[str, Tensor], rename: Callabl
     }
 
 
-def load_init(model: nn.Module, init: Init) -> InitReport:
-    """Start `model` from `init.weights` where they fit; an error if nothing fits."""
-    result = load_matching(model, read_weights(init), _rename(init.source))
+def load_init(model: nn.Module, init: Init, state: Mapping[str, Tensor] | None = None) -> InitReport:
+    """Start `model` from `init.weights` (`state`, when read already) where they fit; an error if nothing fits."""
+    result = load_matching(model, read_weights(init) if state is None else state, _rename(init.source))
     if not result["loaded"]:
         raise SpecError(
             "train.init",

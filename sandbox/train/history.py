@@ -44,11 +44,10 @@ class RunLog:
     ) -> None:
         self.out_dir = out_dir
         self.watch = watch
-        self.file = (out_dir / HISTORY_FILE).open("w", newline="")
-        self.rows = csv.DictWriter(self.file, COLUMNS, extrasaction="ignore")
-        self.rows.writeheader()
-        self.rows.writerows(history)
-        self.file.flush()
+        with (out_dir / HISTORY_FILE).open("w", newline="") as file:
+            rows = csv.DictWriter(file, COLUMNS, extrasaction="ignore")
+            rows.writeheader()
+            rows.writerows(history)
         self.events = None
         if watch:
             writer = summary_writer_class()
@@ -58,8 +57,9 @@ class RunLog:
                 self.events = writer(log_dir=str(out_dir / EVENTS_DIR), purge_step=len(history) + 1)
 
     def add(self, record: Mapping[str, Any]) -> None:
-        self.rows.writerow(record)
-        self.file.flush()
+        """One epoch's row, appended and closed (so flushed): nothing is left open if the run is stopped."""
+        with (self.out_dir / HISTORY_FILE).open("a", newline="") as file:
+            csv.DictWriter(file, COLUMNS, extrasaction="ignore").writerow(record)
         if self.events is not None:
             for key in SCALARS:
                 self.events.add_scalar(key, record[key], record["epoch"])
@@ -70,7 +70,6 @@ class RunLog:
             plot_curves(history, self.out_dir / CURVES_FILE)
 
     def close(self) -> None:
-        self.file.close()
         if self.events is not None:
             self.events.close()
 

@@ -10,6 +10,12 @@ network: fp32, eval mode, NCHW, in batches of `train.batch_size`. So `evaluate` 
 and augmented on the device. The loss is read back once per epoch (one device sync), which is also
 where a non-finite loss stops the run.
 
+The recipe's extras (`sandbox.train.augment`, `.finetune`, `.checkpoint`, `.history`) cost nothing
+when off, the default: no per-step work, and no checkpoint, event file or plot unless asked for.
+With EMA on (`train.ema`), the EMA weights are what is validated each epoch, measured at the end
+and saved. A run directory gets history.csv as the epochs end; `watch` (what `sandbox train` asks)
+adds TensorBoard events and curves.png, and `resume` continues from its checkpoint.
+
 Determinism: the same seed on the same CPU with the same thread count gives the same metrics.
 On CUDA, cuDNN's autotuned kernels and atomic adds in some backward kernels make runs differ in the
 last bits, which can move accuracies slightly; initialization, dropout, batch order and
@@ -18,20 +24,23 @@ augmentation come from seeded generators and do not vary.
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
+from timm.loss import SoftTargetCrossEntropy
 from timm.optim import create_optimizer_v2
 from timm.scheduler import create_scheduler_v2
+from timm.utils import ModelEmaV3, dispatch_clip_grad
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -39,12 +48,18 @@ from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.spec.load import Spec
+from sandbox.train.augment import Augmenter, mixer
+from sandbox.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sandbox.train.config import TrainConfig
-from sandbox.train.data import Data, Split, augment, load_for, to_float
+from sandbox.train.data import Data, Split, load_for, to_float
 from sandbox.train.device import resolve_device, uses_bf16
+from sandbox.train.finetune import check_freeze, freeze, load_init, read_weights, unfreeze
+from sandbox.train.history import RunLog
 from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
 EpochHook = Callable[[int, dict[str, Any]], None]
+Say = Callable[[str], None]
+LOSS_SHOWN_EVERY = 0.5  # seconds between the progress bar's running-loss updates (each one a device sync)
 
 
 class TrainingError(SandboxError):
@@ -61,17 +76,25 @@ def train_run(
     data_dir: Path | None = None,
     on_epoch: EpochHook | None = None,
     progress: bool | None = None,
+    resume: bool = False,
+    watch: bool = False,
+    say: Say | None = None,
 ) -> dict[str, Any]:
     """Train `spec` on its dataset and return the metrics (also written to `out_dir/metrics.json`).
 
     `on_epoch(epoch_index, record)` runs after every epoch; whatever it raises (a search's
-    `optuna.TrialPruned`) ends the run before any weights or metrics are written.
+    `optuna.TrialPruned`) ends the run before any weights or metrics are written. `resume`
+    continues the run in `out_dir` from its checkpoint; `watch` writes TensorBoard events and
+    curves.png there; `say` gets what the run reports in words (fine-tuning, resuming).
     """
     started = time.perf_counter()
     config = spec.train.with_overrides(epochs=epochs, seed=seed)
     dev = resolve_device(device)
+    if resume and out_dir is None:
+        raise ValueError("resume needs the run directory (out_dir) to continue")
+    files = _RunFiles(resume=resume, watch=watch, say=say or (lambda line: None))
     try:
-        return _run(spec, config, dev, out_dir, data_dir, on_epoch, progress, started)
+        return _run(spec, config, dev, out_dir, data_dir, on_epoch, progress, started, files)
     except torch.OutOfMemoryError as err:
         traceback.clear_frames(err.__traceback__)  # they hold the model, its gradients and activations
         raise TrainingError(
@@ -95,6 +118,18 @@ def release(device: torch.device, *, compiled: bool) -> None:
         torch._dynamo.reset()  # else every trial's graphs stay cached and count against the recompile limit
 
 
+@dataclass
+class _RunFiles:
+    """What a run keeps in its directory besides the weights and metrics, and how it speaks."""
+
+    resume: bool
+    watch: bool
+    say: Say
+    out_dir: Path | None = None
+    identity: dict[str, Any] = field(default_factory=dict)  # what a checkpoint must match to be resumed
+    checkpoint: dict[str, Any] | None = None  # the one resumed from
+
+
 def _run(
     spec: Spec,
     config: TrainConfig,
@@ -104,9 +139,17 @@ def _run(
     on_epoch: EpochHook | None,
     progress: bool | None,
     started: float,
+    files: _RunFiles,
 ) -> dict[str, Any]:
     if out_dir is not None:
         out_dir = prepare(Path(out_dir))
+    files.out_dir, files.identity = out_dir, {"spec": concrete_raw(spec), "train": asdict(config)}
+    if files.resume and out_dir is not None:  # before the data loads: a refusal costs nothing
+        files.checkpoint = load_checkpoint(out_dir, files.identity)
+        files.say(f"resuming {out_dir} after epoch {len(files.checkpoint['history'])} of {config.epochs}")
+    init_state = read_weights(config.init) if config.init is not None and files.checkpoint is None else None
+    if config.freeze:
+        check_freeze(build(spec, device="meta"), config.freeze)
     data = load_for(spec, dev, data_dir)  # converted and resized to the spec's input; its classes checked
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
@@ -114,12 +157,20 @@ def _run(
     counts = count(spec)
     torch.manual_seed(config.seed)
     model = build(spec, device=dev)
+    init = None
+    if config.init is not None and files.checkpoint is None:  # a resumed run has its weights in the checkpoint
+        init = load_init(model, config.init, init_state)
+        for line in init.lines():
+            files.say(line)
+    freeze(model, config.freeze)
     bf16 = uses_bf16(config.precision, dev)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    history = _fit(model, data, config, dev, bf16, on_epoch, sys.stderr.isatty() if progress is None else progress)
+    bar = sys.stderr.isatty() if progress is None else progress
+    history, model = _fit(model, data, config, dev, bf16, on_epoch, bar, files)  # the EMA's network when on
+    unfreeze(model, config.freeze)  # plain batch norms, so the weights load where the spec builds
     model = model.to(memory_format=torch.contiguous_format)  # from here on, as `evaluate` and the export run it
     val_accuracy = accuracy(model, data.val, batch=config.batch_size)
     test_accuracy = accuracy(model, data.test, batch=config.batch_size)
@@ -144,22 +195,34 @@ def _run(
         "train": asdict(config),
         "history": history,
     }
+    if init is not None:
+        metrics["init"] = init.summary()
+    if files.checkpoint is not None:
+        metrics["resumed_after_epoch"] = len(files.checkpoint["history"])
     if out_dir is not None:
         write_weights(out_dir, model)
         write_metrics(out_dir, metrics)
     return metrics
 
 
-def _loss_function(model: InceptionNet, config: TrainConfig, bf16: bool, device: torch.device) -> Callable[..., Tensor]:
-    """Main loss plus the weighted aux losses, under autocast; compiled when `train.compile` asks."""
+def _loss_function(
+    model: InceptionNet, config: TrainConfig, bf16: bool, device: torch.device, *, soft: bool = False
+) -> Callable[..., Tensor]:
+    """Main loss plus the weighted aux losses, under autocast; compiled when `train.compile` asks.
+
+    `soft`: the targets are mixup's soft labels (label smoothing already in them), scored by timm's
+    SoftTargetCrossEntropy."""
     aux_weights = [config.aux_weight if config.aux_weight is not None else w for w in model.aux_weights]
+    criterion: Callable[[Tensor, Tensor], Tensor] = (
+        SoftTargetCrossEntropy() if soft else functools.partial(F.cross_entropy, label_smoothing=config.label_smoothing)
+    )
 
     def loss_of(x: Tensor, y: Tensor) -> Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits, aux_logits = model.forward_with_aux(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
+            loss = criterion(logits, y)
             for weight, aux in zip(aux_weights, aux_logits, strict=True):
-                loss = loss + weight * F.cross_entropy(aux, y, label_smoothing=config.label_smoothing)
+                loss = loss + weight * criterion(aux, y)
         return loss
 
     if config.compile is False:
@@ -181,7 +244,9 @@ def _fit(
     bf16: bool,
     on_epoch: EpochHook | None,
     progress: bool,
-) -> list[dict[str, Any]]:
+    files: _RunFiles,
+) -> tuple[list[dict[str, Any]], InceptionNet]:
+    """The epochs (from the checkpoint's on, when resumed): their history, and the network to measure and save."""
     batch = min(config.batch_size, len(data.train))
     steps = len(data.train) // batch  # the last partial batch is dropped: every step has one shape
     optimizer = create_optimizer_v2(
@@ -196,10 +261,21 @@ def _fit(
         step_on_epochs=False,
         updates_per_epoch=steps,
     )
-    loss_of = _loss_function(model, config, bf16, device)
+    mix = mixer(config.augment, classes=model.spec.classes, label_smoothing=config.label_smoothing, batch=batch,
+                seed=config.seed)  # fmt: skip
+    loss_of = _loss_function(model, config, bf16, device, soft=mix is not None)
     generator = torch.Generator(device=device).manual_seed(config.seed)
-    history: list[dict[str, Any]] = []
-    for epoch in range(config.epochs):
+    augmenter = Augmenter(config.augment, generator)
+    ema = None if config.ema is None else ModelEmaV3(model, decay=config.ema, use_warmup=config.ema_warmup)
+    clip = None
+    if config.clip_grad is not None:
+        trained = [p for p in model.parameters() if p.requires_grad]
+        clip = functools.partial(dispatch_clip_grad, trained, config.clip_grad, mode=config.clip_mode)
+    state = TrainingState(model, optimizer, scheduler, ema, generator, device)
+    history = [] if files.checkpoint is None else state.restore(files.checkpoint)
+    evaluated = model if ema is None else cast(InceptionNet, ema.module)  # a deep copy of `model`
+    log = None if files.out_dir is None else RunLog(files.out_dir, history, watch=files.watch, say=files.say)
+    for epoch in range(len(history), config.epochs):
         _synchronize(device)
         began = time.perf_counter()
         model.train()
@@ -207,16 +283,27 @@ def _fit(
         loss_sum = torch.zeros((), device=device)
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=not progress, file=sys.stderr)  # fmt: skip
+        shown = began
         for step, (images, labels) in enumerate(data.train.batches(order, batch)):  # on the device, either path
-            images = augment(images, crop=config.augment.crop, flip=config.augment.flip, generator=generator)
-            loss = loss_of(to_float(images, channels_last=config.channels_last), labels)
+            x, y = to_float(augmenter(images), channels_last=config.channels_last), labels
+            if mix is not None:
+                x, y = mix(x, y)
+            loss = loss_of(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if clip is not None:
+                clip()
             optimizer.step()
+            update = epoch * steps + step + 1
+            if ema is not None:
+                ema.update(model, step=update)
             loss_sum += loss.detach()
             if scheduler is not None:
-                scheduler.step_update(epoch * steps + step + 1)
+                scheduler.step_update(update)
             bar.update()
+            if progress and time.perf_counter() - shown > LOSS_SHOWN_EVERY:  # a sync: only with the bar shown
+                bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
+                shown = time.perf_counter()
         mean_loss = loss_sum.item() / steps  # the epoch's one sync
         seconds = time.perf_counter() - began
         bar.close()
@@ -228,16 +315,25 @@ def _fit(
         record = {
             "epoch": epoch + 1,
             "loss": mean_loss,
-            "val_accuracy": accuracy(model, data.val, batch=batch, bf16=bf16, channels_last=config.channels_last),
+            "val_accuracy": accuracy(evaluated, data.val, batch=batch, bf16=bf16, channels_last=config.channels_last),
             "lr": optimizer.param_groups[0]["lr"],
             "images_per_second": steps * batch / seconds,
             "images": steps * batch,
             "seconds": seconds,
         }
         history.append(record)
+        if log is not None:
+            log.add(record)
+        if files.out_dir is not None and config.checkpoint_every and (epoch + 1) % config.checkpoint_every == 0:
+            save_checkpoint(files.out_dir, files.identity, state, history)
+            assert log is not None
+            log.plot(history)
         if on_epoch is not None:
             on_epoch(epoch, record)
-    return history
+    if log is not None:
+        log.plot(history)
+        log.close()
+    return history, evaluated
 
 
 def _synchronize(device: torch.device) -> None:

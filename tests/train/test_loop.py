@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +23,9 @@ from sandbox.model.flops import count
 from sandbox.spec.load import load_spec
 from sandbox.train.config import Augment, DataConfig, TrainConfig, train_config
 from sandbox.train.device import resolve_device, uses_bf16
+from sandbox.train.history import HISTORY_FILE
 from sandbox.train.loop import TrainingError, accuracy, train_run
 from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
-from tests.idx import write_idx
 from tests.paths import SEARCH_SPACES
 
 TINY: dict[str, Any] = {
@@ -52,36 +51,6 @@ TINY: dict[str, Any] = {
     "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0},
 }
 FIELDS = {"loss", "val_accuracy", "lr", "images_per_second"}
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SANDBOX_CACHE", str(tmp_path / "cache"))
-    monkeypatch.delenv("SANDBOX_DATA", raising=False)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny networks gain nothing from threads, and on a busy machine OpenMP's spinning threads make
-    them 10-30x slower (measured on a shared 2-core CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def synthetic(tmp_path: Path) -> Path:
-    """300 training and 100 test images whose class is their brightness: learnable after global pooling."""
-    generator = torch.Generator().manual_seed(0)
-    raw = tmp_path / "fm" / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for split, n in (("train", 300), ("t10k", 100)):
-        labels = torch.arange(n) % 10
-        images = torch.randint(0, 40, (n, 28, 28), generator=generator) + 20 * labels.view(-1, 1, 1)
-        write_idx(raw / f"{split}-images-idx3-ubyte", images)
-        write_idx(raw / f"{split}-labels-idx1-ubyte", labels)
-    return tmp_path / "fm"
 
 
 def tiny(data_root: Path | None = None, **train: Any) -> dict[str, Any]:
@@ -218,7 +187,7 @@ def test_an_exception_from_on_epoch_leaves_no_complete_looking_run(synthetic: Pa
 
     with pytest.raises(Pruned):
         run(tiny(synthetic), out_dir=out, on_epoch=prune)
-    assert sorted(p.name for p in out.iterdir()) == [SPEC_FILE]
+    assert sorted(p.name for p in out.iterdir()) == [HISTORY_FILE, SPEC_FILE]  # the epochs so far, no weights
 
 
 def test_unwritable_out_is_an_error_before_training(synthetic: Path, tmp_path: Path) -> None:
@@ -237,7 +206,7 @@ def test_input_channels_the_data_cannot_become_are_a_spec_error(synthetic: Path)
 
 
 def test_out_of_memory_is_reported_as_such(synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def exhausted(*args: Any) -> Any:
+    def exhausted(*args: Any, **kwargs: Any) -> Any:
         def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 

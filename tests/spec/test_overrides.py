@@ -1,0 +1,105 @@
+"""`--set KEY=VALUE`: dotted paths into the raw spec, YAML values, errors naming the key, on train and search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sandbox.train.data
+from sandbox.cli import build_parser
+from sandbox.commands.search import prepare
+from sandbox.errors import SpecError
+from sandbox.spec.overrides import apply_overrides, load_overridden, parse_setting, spec_path
+from tests.search.spaces import tiny_space
+
+
+def test_values_are_yaml_and_paths_reach_into_lists_and_missing_sections() -> None:
+    raw = {"input": {"size": 28}, "stages": [{"modules": [{"repeat": 1}, {"repeat": 1}]}], "train": {"lr": 0.1}}
+    result = apply_overrides(
+        raw,
+        [
+            "train.lr=0.05",
+            "input.size=96",
+            "stages.0.modules.1.repeat=3",
+            "train.augment.randaugment={ops: 1}",
+            "train.ema=null",
+            "data.root=~/flowers",
+            "train.freeze=[stem, stages.0]",
+        ],
+    )
+    assert result["train"] == {
+        "lr": 0.05,
+        "augment": {"randaugment": {"ops": 1}},
+        "ema": None,
+        "freeze": ["stem", "stages.0"],
+    }
+    assert result["input"] == {"size": 96} and result["stages"][0]["modules"][1] == {"repeat": 3}
+    assert result["data"] == {"root": "~/flowers"}
+    assert raw["train"] == {"lr": 0.1} and raw["stages"][0]["modules"][1] == {"repeat": 1}  # the original untouched
+    assert apply_overrides(raw, ["train.lr=1", "train.lr=2"])["train"]["lr"] == 2  # the last one wins
+    assert parse_setting("train.lr={float: [0.01, 0.1], log: true}")[1] == {"float": [0.01, 0.1], "log": True}
+    assert spec_path(["stages", 0, "modules", 1, "repeat"]) == "stages[0].modules[1].repeat"
+
+
+@pytest.mark.parametrize(
+    ("setting", "path", "fragment"),
+    [
+        ("train.lr", "--set", "expected KEY=VALUE"),
+        ("train..lr=1", "--set", "expected KEY=VALUE"),
+        ("=1", "--set", "expected KEY=VALUE"),
+        ("train.lr=[1", "--set train.lr", "not YAML"),
+        ("stages.4.repeat=2", "--set stages.4.repeat", "stages is a list of 1: no index 4"),
+        ("stages.x=2", "--set stages.x", "no key 'x'"),
+        ("train.lr.low=1", "--set train.lr.low", "train.lr is float 0.1, not a mapping"),
+        ("head.dropout.x=1", "--set head.dropout.x", "is a search primitive: set it whole"),
+    ],
+)
+def test_a_setting_that_cannot_be_put_names_its_key(setting: str, path: str, fragment: str) -> None:
+    raw = {"stages": [{"modules": []}], "train": {"lr": 0.1}, "head": {"dropout": {"choice": [0.1, 0.2]}}}
+    with pytest.raises(SpecError, match=fragment) as err:
+        apply_overrides(raw, [setting])
+    assert err.value.path == path and "\n" not in str(err.value)
+
+
+def test_overridden_spec_is_validated_like_the_file(write_yaml: Callable[..., Path], small_spec: Callable) -> None:
+    path = write_yaml(small_spec())
+    spec = load_overridden(path, ["train.lr=0.05", "input.channels=3", "stages.0.modules.0.repeat=2"])
+    assert spec.train.lr == 0.05 and spec.channels == 3 and len(spec.stages[0].modules) == 2
+    assert spec.source == path and spec.raw["train"] == {"lr": 0.05}
+    for setting, key in [("train.lr=-1", "train.lr"), ("train.learning_rate=1", "train.learning_rate"),
+                         ("stages.0.modules.0.repeat=0", "stages[0].modules[0].repeat")]:  # fmt: skip
+        with pytest.raises(SpecError, match=r"\(set by --set ") as err:
+            load_overridden(path, [setting])
+        assert err.value.path == key
+
+
+def test_train_exits_2_naming_the_key(
+    write_yaml: Callable[..., Path], small_spec: Callable, cli: Any, tmp_path: Path
+) -> None:
+    spec = write_yaml(small_spec())
+    result = cli("train", spec, "--set", "train.learnin_rate=0.05", "--out", tmp_path / "run", "--device", "cpu")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert (
+        result.err.startswith("error: train.learnin_rate: unknown key")
+        and "--set train.learnin_rate=0.05" in result.err
+    )
+    assert not (tmp_path / "run").exists()
+    result = cli("train", spec, "--set", "nosuch.key=1", "--device", "cpu")
+    assert result.code == 2 and result.err.startswith("error: nosuch: unknown key")
+
+
+def test_search_takes_the_same_settings(
+    write_yaml: Callable[..., Path], tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)  # nothing downloads
+    space = write_yaml(tiny_space())
+    argv = ["search", str(space), "--out", str(tmp_path / "run"), "--device", "cpu", "--data-dir", str(tmp_path)]
+    args = build_parser().parse_args([*argv, "--set", "train.lr=0.05", "search.trials=3", "train.epochs=1"])
+    run = prepare(args)
+    assert run.space["train"]["lr"] == 0.05 and run.config.trials == 3 and run.recipe()["epochs"] == 1
+    result = cli(*argv, "--set", "train.momentum=2")
+    assert result.code == 2 and result.err.startswith("error: train.momentum: must be in [0, 1)")
+    assert "(set by --set train.momentum=2)" in result.err

@@ -34,16 +34,15 @@ from sandbox.train.config import Init
 SHOWN = 6  # names listed per kind of leftover; the rest are counted
 
 
-def _rename(source: str) -> Callable[[str], str]:
-    """The sandbox name of a key in weights from `source`; raises SandboxError for a key with none."""
-    if source == "torchvision":
-        return key_maps.torchvision_key
-    if source == "timm":
-        timm_key = getattr(key_maps, "timm_key", None)
-        if timm_key is None:
-            raise SpecError("train.init.from", "timm's names have no key map in this version of the sandbox")
-        return timm_key  # type: ignore[no-any-return]
-    return lambda key: key
+def _rename(source: str, model: nn.Module, state: Mapping[str, Tensor]) -> Callable[[str], str]:
+    """The sandbox name of a key of weights from `source` (the reference network told by their keys);
+    the callable raises SandboxError for a key with no place in the network."""
+    if source == "sandbox":
+        return lambda key: key
+    try:
+        return key_maps.key_map(source, model, state)
+    except SandboxError as err:
+        raise SpecError("train.init.from", f"{err}; is `from` right?") from err
 
 
 @dataclass(frozen=True)
@@ -136,7 +135,8 @@ def load_matching(model: nn.Module, state: Mapping[str, Tensor], rename: Callabl
 
 def load_init(model: nn.Module, init: Init, state: Mapping[str, Tensor] | None = None) -> InitReport:
     """Start `model` from `init.weights` (`state`, when read already) where they fit; an error if nothing fits."""
-    result = load_matching(model, read_weights(init) if state is None else state, _rename(init.source))
+    state = read_weights(init) if state is None else state
+    result = load_matching(model, state, _rename(init.source, model, state))
     if not result["loaded"]:
         raise SpecError(
             "train.init",

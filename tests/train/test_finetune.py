@@ -123,3 +123,24 @@ def test_an_unknown_module_path_names_its_entry(small_spec: Any) -> None:
     with pytest.raises(SpecError) as err:
         check_freeze(build(small_spec(), device="meta"), ["stem", "stages.7"])
     assert err.value.path == "train.freeze[1]" and "stages.0" in str(err.value)
+
+
+def test_timm_weights_load_through_their_key_map(tmp_path: Path) -> None:
+    import timm
+
+    with torch.device("meta"):
+        shapes = timm.create_model("inception_v4", pretrained=False).state_dict()
+    state = {k: torch.rand(v.shape) if v.is_floating_point() else torch.zeros(v.shape, dtype=v.dtype)
+             for k, v in shapes.items()}  # fmt: skip
+    torch.save(state, tmp_path / "v4.pth")
+    raw = yaml.safe_load((SEARCH_SPACES / "inception_v4.yaml").read_text())
+    model = build({**raw, "classes": 10}, device="cpu")
+    report = load_init(model, Init(str(tmp_path / "v4.pth"), "timm"))
+    assert set(report.reshaped) == {"head.fc.weight", "head.fc.bias"} and not report.unplaced
+    assert report.loaded == len(state) - 2
+
+
+def test_weights_of_another_library_name_the_from_key(torchvision_file: Path) -> None:
+    with pytest.raises(SpecError, match="is `from` right") as err:
+        load_init(build(googlenet(), device="meta"), Init(str(torchvision_file), "timm"))
+    assert err.value.path == "train.init.from"

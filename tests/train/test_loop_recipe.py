@@ -226,3 +226,21 @@ def test_a_killed_process_resumes_to_the_uninterrupted_result(synthetic: Path, t
     subprocess.run([*base, "--resume", str(tmp_path / "killed")], env=env, check=True, capture_output=True)
     straight, resumed = (json.loads((tmp_path / d / METRICS_FILE).read_text()) for d in ("straight", "killed"))
     assert results(resumed) == results(straight) and 1 <= resumed["resumed_after_epoch"] < 6
+
+
+def test_the_recipe_keys_are_searchable_like_any_other() -> None:
+    from optuna.distributions import CategoricalDistribution
+
+    from sandbox.space.primitives import Primitive, lowest, primitives, sample
+
+    def highest(primitive: Primitive) -> Any:
+        dist = primitive.distribution
+        return dist.choices[-1] if isinstance(dist, CategoricalDistribution) else dist.high
+
+    space = tiny(ema={"choice": [None, 0.99]}, clip_grad={"float": [0.5, 5.0], "log": True},
+                 augment={"mixup": {"float": [0.0, 0.4]}, "randaugment": {"choice": [False, {"ops": 1}]}})  # fmt: skip
+    dimensions = {p.path for p in primitives(space)}
+    assert {"train.ema", "train.clip_grad", "train.augment.mixup", "train.augment.randaugment"} <= dimensions
+    low, high = (load_spec(sample(space, pick)).train for pick in (lowest, highest))
+    assert (low.ema, low.clip_grad, low.augment.mixup, low.augment.randaugment) == (None, 0.5, 0.0, None)
+    assert (high.ema, high.clip_grad, high.augment.mixup, high.augment.randaugment.ops) == (0.99, 5.0, 0.4, 1)

@@ -4,9 +4,7 @@ outputs depend on every layer)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ import torch
 
 from sandbox import build
 from sandbox.export import export
-from tests.export.test_export import BLOCKED
+from tests.export.test_export import run_standalone
 from tests.model.references import redraw
 from tests.paths import SEARCH_SPACES
 
@@ -25,32 +23,18 @@ SHIPPED = {
     "inception_v4": 75, "inception_resnet_v2": 75, "nin": 67, "fmnist_baseline": 28,
 }  # fmt: skip
 
-# Runs in `python -I` with the sandbox, the plugins and every dependency but torch unimportable.
-TORCH_ALONE = r"""
-import importlib.util, json, sys
 
-job = json.loads(sys.argv[1])
-for name in job["blocked"]:
-    sys.modules[name] = None  # `import name` raises ImportError
-import torch
-
-results = {}
-for name, case in job["cases"].items():
-    spec = importlib.util.spec_from_file_location(name, case["py"])
-    exported = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(exported)
-    images, expected = torch.load(case["images"]), torch.load(case["expected"])
-    with torch.inference_mode():
-        got = exported.load(case["weights"])(images)
-    results[name] = {"difference": (got - expected).abs().max().item(), "scale": expected.abs().max().item()}
-results["imported"] = sorted(name for name in job["blocked"] if sys.modules.get(name) is not None)
-print(json.dumps(results))
-"""
-
-
-@pytest.mark.slow  # exports seven networks (each checked at its full size) and runs them in a subprocess
-def test_every_shipped_network_exports_to_a_file_that_computes_it_with_torch_alone(tmp_path: Path) -> None:
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.slow  # exports eight networks (each checked at its full size) and runs them in a subprocess
+@pytest.mark.usefixtures("one_thread")
+def test_every_shipped_network_exports_to_a_file_that_computes_it_with_torch_alone(tmp_path: Path) -> None:
     cases, lines = {}, {}
     for name, size in SHIPPED.items():
         spec = SEARCH_SPACES / f"{name}.yaml"
@@ -67,15 +51,12 @@ def test_every_shipped_network_exports_to_a_file_that_computes_it_with_torch_alo
         torch.save(expected, tmp_path / f"{name}.expected.pt")
         cases[name] = {"py": str(py), "expected": str(tmp_path / f"{name}.expected.pt"), **map_str(files)}
 
-    job = json.dumps({"cases": cases, "blocked": BLOCKED})
-    done = subprocess.run([sys.executable, "-I", "-c", TORCH_ALONE, job], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    results = json.loads(done.stdout)
+    results = run_standalone(cases, tmp_path)  # a fresh interpreter in which only torch imports
 
     assert results.pop("imported") == []
     for name, result in results.items():
         assert result["scale"] > 1e-3, name  # a network whose outputs vanished would prove nothing
-        assert result["difference"] <= 1e-5 * max(1.0, result["scale"]), (name, result)
+        assert result["py"] <= 1e-5 * max(1.0, result["scale"]), (name, result)
     assert all(lines[name] < 800 for name in SHIPPED), lines  # Inception-ResNet-v2's 40 residual modules: ~750
 
 

@@ -35,7 +35,7 @@ class MetaNorms(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is functional.batch_norm and args[0].device.type == "meta":
+        if func is functional.batch_norm and args and isinstance(args[0], Tensor) and args[0].device.type == "meta":
             return _meta_batch_norm(*args, **kwargs)
         return func(*args, **kwargs)
 

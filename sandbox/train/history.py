@@ -80,6 +80,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [record["epoch"] for record in history]
     figure, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
@@ -89,6 +90,7 @@ def plot_curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.plot(epochs, [record[key] for record in history], marker="o" if len(epochs) < 30 else None)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     try:
         atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))

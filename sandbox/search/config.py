@@ -72,6 +72,9 @@ class SearchConfig:
     # a rung only if it is in the best 1/reduction_factor of all trials that reached it
     first_rung: Count = 2
     reduction_factor: Annotated[int, at_least(2)] = 3
+    # slice: a rung reads the validation accuracy at that epoch of the trial's one long schedule;
+    # complete (asha only): the trial first trains a complete short schedule per rung, as Hyperband assumes
+    rung_schedule: Literal["slice", "complete"] = "slice"
     startup_trials: Count | None = None  # TPE's and GP's random trials before they model; None: 10 and 5
     objective: Annotated[tuple[str, ...], Parse(_objective)] = ("accuracy",)
     epochs: Count | None = None  # per trial; None = the spec's train.epochs
@@ -158,6 +161,8 @@ class SearchConfig:
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
     """A spec's `search:` mapping checked, naming the offending key."""
     config = parse_section(SearchConfig, section, "search")
+    if config.rung_schedule == "complete" and (config.pruner != "asha" or config.multi_objective):
+        raise SpecError("search.rung_schedule", "complete needs pruner: asha and one objective")
     if "reference_seeds" in section and config.reference is None:
         raise SpecError("search.reference_seeds", "needs search.reference, the network to compare with")
     return config

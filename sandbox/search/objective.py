@@ -144,17 +144,24 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val accuracy {record['val_accuracy']:.4f} at epoch {epoch + 1}")
 
-        try:
-            metrics = train(
+        def run_for(epochs: int | None, **where: Any) -> Mapping[str, Any]:
+            return train(
                 spec,
-                out_dir=out_dir,
-                epochs=config.epochs,
+                epochs=epochs,
                 device=self.device,
                 seed=config.seed,
                 data_dir=run.data_dir,
-                on_epoch=on_epoch,
                 progress=False,
+                **where,
             )
+
+        try:
+            if config.rung_schedule == "complete":
+                metrics = self._train_by_rungs(
+                    trial, run_for, spec.train.epochs if config.epochs is None else config.epochs
+                )
+            else:
+                metrics = run_for(config.epochs, out_dir=out_dir, on_epoch=on_epoch)
         except Exception:  # pruned or failed: no half-written run directory is left
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
@@ -163,6 +170,28 @@ class Objective:
         trial.set_user_attr("run_dir", str(out_dir))
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
+
+    def _train_by_rungs(
+        self, trial: Trial, run_for: Callable[..., Mapping[str, Any]], epochs: int
+    ) -> Mapping[str, Any]:
+        """`rung_schedule: complete`: before the full run, a complete short schedule per rung (the
+        recipe with as many epochs as the rung), its final validation accuracy reported at that
+        rung; a trial pays for every schedule it trains."""
+        spent = 0
+        for rung in self.run.config.rungs(epochs):
+            accuracy = float(run_for(rung)["val_accuracy"])
+            spent += rung
+            trial.set_user_attr("epochs_trained", spent)
+            trial.report(accuracy, rung)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"val accuracy {accuracy:.4f} after a complete {rung}-epoch schedule")
+
+        def count(epoch: int, record: Mapping[str, Any]) -> None:
+            trial.set_user_attr("epochs_trained", spent + epoch + 1)
+
+        metrics = run_for(epochs, out_dir=self.run.trial_dir(trial.number), on_epoch=count)
+        trial.report(float(metrics["val_accuracy"]), epochs)
+        return metrics
 
 
 def _unnamed(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -45,6 +45,9 @@ def test_a_budget_from_the_command_line_that_overflows_names_the_flag() -> None:
         ({"reduction_factor": 1}, "search.reduction_factor"),
         ({"reduction_factor": 2.5}, "search.reduction_factor"),
         ({"startup_trials": 0}, "search.startup_trials"),
+        ({"rung_schedule": "restart"}, "search.rung_schedule"),
+        ({"rung_schedule": "complete"}, "search.rung_schedule"),  # with the median pruner
+        ({"rung_schedule": "complete", "pruner": "asha", "objective": ["accuracy", "flops"]}, "search.rung_schedule"),
         ({"trails": 4}, "search.trails"),
         ({"reference": 3}, "search.reference"),
         ({"reference": " "}, "search.reference"),

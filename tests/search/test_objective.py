@@ -100,3 +100,37 @@ def test_a_failure_before_training_records_its_reason(tmp_path: Path, monkeypatc
     (trial,) = study.trials
     assert trial.state == TrialState.FAIL
     assert trial.user_attrs["error"] == "RuntimeError: the FLOP counter broke"  # was: "interrupted"
+
+
+def scored_by_epochs(calls: list[int | None]) -> Callable[..., dict[str, float]]:
+    """A trainer whose final accuracy is 0.5 + epochs/100 + the stem's width/1000, and that records
+    the epochs of each run it is asked for (`on_epoch` is None for the rungs' short schedules)."""
+
+    def train(spec: Any, *, epochs: int | None, seed: int, on_epoch: Any = None, **_: Any) -> dict[str, float]:
+        calls.append(epochs)
+        for epoch in range(epochs or 0):
+            if on_epoch is not None:
+                on_epoch(epoch, {"val_accuracy": 0.0})
+        accuracy = 0.5 + (epochs or 0) / 100 + spec.stem.params["out"] / 1000
+        return {
+            "val_accuracy": accuracy,
+            "test_accuracy": 0.4,
+            "seconds": 1.0,
+            "train_images_per_second": 1.0,
+            "seed": seed,
+        }
+
+    return train
+
+
+def test_complete_rung_schedules_train_each_rung_from_scratch_and_count_every_epoch(tmp_path: Path) -> None:
+    run = make_run(tmp_path, pruner="asha", first_rung=1, reduction_factor=2, rung_schedule="complete", epochs=4)
+    study, calls = open_study(run), []
+    for width in (16, 4):  # the second is worse at every rung: pruned at its first
+        study.enqueue_trial({**PARAMS, "stem.out": width})
+        study.optimize(Objective(run, "cpu", train=scored_by_epochs(calls)), n_trials=1)
+    best, worse = study.trials
+    assert calls == [1, 2, 4, 1]  # rungs 1 and 2, the full 4 epochs; then rung 1 only
+    assert best.state == TrialState.COMPLETE and best.user_attrs["epochs_trained"] == 7
+    assert best.intermediate_values == {1: 0.526, 2: 0.536, 4: 0.556}
+    assert worse.state == TrialState.PRUNED and worse.user_attrs["epochs_trained"] == 1

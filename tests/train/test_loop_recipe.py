@@ -57,7 +57,7 @@ def rows(out: Path) -> list[dict[str, str]]:
 
 
 def test_every_option_trains_and_the_ema_weights_are_the_ones_measured_and_saved(
-    synthetic: Path, tmp_path: Path
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     raw = with_dropout(tiny(synthetic, **EVERYTHING))
     metrics = run(raw, out_dir=tmp_path / "ema")
@@ -67,7 +67,9 @@ def test_every_option_trains_and_the_ema_weights_are_the_ones_measured_and_saved
     assert results(no_ema)[0][0]["loss"] == results(metrics)[0][0]["loss"]  # EMA changes no training step
     ema_weights, raw_weights = (load_file(str(tmp_path / d / WEIGHTS_FILE)) for d in ("ema", "raw"))
     assert any(not torch.equal(ema_weights[k], raw_weights[k]) for k in ema_weights)  # the EMA's were saved
-    assert main(["evaluate", str(tmp_path / "ema"), "--device", "cpu"]) == 0  # and they give back test_accuracy
+    assert main(["evaluate", str(tmp_path / "ema"), "--device", "cpu"]) == 0
+    total = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("all"))
+    assert f"{metrics['test_accuracy']:.2%}" in total  # the saved weights are the ones measured
 
 
 def test_clipping_holds_the_weights_back(synthetic: Path) -> None:

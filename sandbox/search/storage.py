@@ -34,9 +34,12 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.search.ceiling import SharedStudy
 from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
 from sandbox.search.sampler import FirstTrialSeeded
-from sandbox.space.primitives import signature
+from sandbox.space.primitives import primitives, signature
 
 STUDY_ATTR = "search"  # the study's user attribute holding `expected_attrs`
+BUDGET_ATTR = "budget_flops"  # the run's FLOP budget, for the report and the dashboard
+DIMENSIONS_ATTR = "dimensions"  # the space's dimensions, readable
+METRIC_NAMES = {("accuracy",): ["val_accuracy"], ("accuracy", "flops"): ["val_accuracy", "flops"]}
 _LABELS = {"epochs": "epochs (--epochs, search.epochs or train.epochs)", "seed": "seed (--seed or search.seed)"}
 
 
@@ -156,7 +159,29 @@ def open_study(run: SearchRun, ceiling: int | None = None) -> SharedStudy:
     if not study.user_attrs and not study.get_trials(deepcopy=False):
         study.set_user_attr(STUDY_ATTR, expected)  # a new study; of processes creating it at once, one writes
     check_same_search(study.user_attrs, expected, run)
+    label_for_tools(study, run)
     return study
+
+
+def label_for_tools(study: optuna.Study, run: SearchRun) -> None:
+    """What optuna-dashboard and `sandbox report` read besides the trials: the metrics' names, the FLOP
+    budget (`BUDGET_ATTR`; None = none) and the dimensions as text (`DIMENSIONS_ATTR`: the dashboard cuts
+    the JSON of the `search` attribute at 1,024 characters, but shows a string whole). The budget may
+    change between runs, so it is this run's. Each is written only when it differs, so the workers that
+    open the study after their parent write nothing."""
+    wanted = {
+        BUDGET_ATTR: run.config.budget,
+        DIMENSIONS_ATTR: "; ".join(f"{p.path}: {p.describe()}" for p in primitives(run.space)),
+    }
+    stored = study.user_attrs
+    for key, value in wanted.items():
+        if stored.get(key) != value:
+            study.set_user_attr(key, value)
+    names = METRIC_NAMES[tuple(run.config.objective)]
+    if study.metric_names != names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(names)
 
 
 def _refuse_overwriting(run: SearchRun, why: str) -> None:

@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from proxies import PROXIES
 
 from sandbox.model.builder import build
 from sandbox.model.flops import count
 from sandbox.search.config import search_config
-from sandbox.search.proxies import PROXIES
 from sandbox.space.bounds import random_suggest
 from sandbox.space.primitives import sample
 from sandbox.spec.load import Spec, read_yaml, validate

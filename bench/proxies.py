@@ -3,7 +3,8 @@
 Each takes a freshly initialized network, one batch of float images and their labels, and returns a
 number that should grow with final accuracy. bench/rank_correlation.py measures how well each one
 ranks trained candidates of a space against #params and FLOPs (ZiCo, ICLR 2023: most proxies do
-not beat those two), and `search.prescreen` uses one only where that measurement favours it.
+not beat those two). On the quickstart's space none did (bench/README.md), so the search has no
+pre-screen and these live with the benchmark.
   synflow   Tanaka et al. 2020: the sum of |θ · ∂R/∂θ| for R the output sum of the network with every
             weight made positive, on an all-ones input, in float64; returned as a logarithm.
   naswot    Mellor et al. 2021: log |K| for K the Hamming-similarity kernel of the batch's ReLU

@@ -50,8 +50,14 @@ def listed_plugins(out: str) -> dict[tuple[str, str], tuple[str, str]]:
         ("branch", "factorized", f"out: int, reduce: int, n: int = 7, {STRIDE}, {DEFAULTS}", "branches.py"),
         ("branch", "separable", f"out: int, kernel: int = 3, {STRIDE}, {DEFAULTS}", "branches.py"),
         ("branch", "pool_proj", f"out: int, {STRIDE}, {DEFAULTS}", "branches.py"),
-        ("branch", "avg_pool_proj", f"out: int, {STRIDE}, {DEFAULTS}", "branches.py"),
-        ("branch", "pool", f"kind: Literal['max', 'avg'] = 'max', kernel: int = 3, {STRIDE}", "branches.py"),
+        ("branch", "avg_pool_proj", f"out: int, {STRIDE}, count_pad: bool = True, {DEFAULTS}", "branches.py"),
+        (
+            "branch",
+            "pool",
+            f"kind: Literal['max', 'avg'] = 'max', kernel: int = 3, {STRIDE}, count_pad: bool = True",
+            "branches.py",
+        ),
+        ("stem", "inception_v3", DEFAULTS, "stems.py"),
         ("downsample", "maxpool", "kernel: int = 3, stride: int = 2, ceil_mode: bool = True", "downsamples.py"),
     ],
 )

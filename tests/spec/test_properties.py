@@ -25,7 +25,8 @@ EXAMPLES = int(os.environ.get("SANDBOX_PROPERTY_EXAMPLES", "200"))  # raise it t
 TOKENS = ["conv1x1", "conv3x3", "conv5x5", "double3x3", "pool_proj", "maxpool", "avgpool", "googlenet", "none", "relu",
           "batchnorm", "0.0", "1.0", "type", "out", "reduce", "after", "repeat", "modules", "branches", "",
           "conv", "factorized", "separable", "pool", "avg_pool_proj", "stride", "padding", "kernel", "n", "combine",
-          "residual", "concat", "scale", "act", "trunk", "split", "fc", "head", "max", "avg"]  # fmt: skip
+          "residual", "concat", "scale", "act", "trunk", "split", "fc", "head", "max", "avg", "chain", "widths",
+          "kernels", "count_pad", "conv2", "kernel2", "global_pool", "hidden", "identity"]  # fmt: skip
 YAML_CHARACTERS = " \n\t:-[]{},'\"#&*!|>%@`0123456789abcxyz"
 KEYS = st.sampled_from(TOKENS) | st.text(max_size=5)
 SCALARS = st.one_of(
@@ -68,11 +69,32 @@ VARIANT_SPEC: dict[str, Any] = {
     ],
     "head": {"dropout": 0.0, "fc": False},
 }  # fmt: skip
+# And the keys the Inception-v3/v4/ResNet/NiN specs use: an unpadded module, chains (as a stem too),
+# average pools over real pixels, v3's kind of aux head, an identity residual activation, head.act.
+INCEPTION_SPEC: dict[str, Any] = {
+    **SMALL_SPEC,
+    "stem": {"type": "chain", "widths": [16, 16], "kernels": [3, 1]},
+    "stages": [
+        {"modules": [{"name": "v", "padding": 0, "branches": [
+            {"type": "conv3x3", "reduce": 4, "out": 8},
+            {"type": "chain", "widths": [4, 4, 8], "kernels": [1, [1, 3], 3]},
+        ]}]},
+        {"modules": [{"stride": 2, "branches": [
+            {"type": "conv", "kernel": 3, "out": 8},
+            {"type": "avg_pool_proj", "out": 4, "count_pad": False},
+            {"type": "pool", "kind": "avg", "count_pad": False},
+        ]}, {"combine": "residual", "act": "identity", "scale": 0.5, "branches": [{"type": "conv1x1", "out": 4}]}]},
+    ],
+    "aux": [{"after": "v", "pool": 5, "stride": 3, "conv": 8, "conv2": 8, "kernel2": 3, "global_pool": True,
+             "hidden": 0, "dropout": 0.0}],
+    "head": {"dropout": 0.0, "fc": False, "act": "relu"},
+}  # fmt: skip
+BASES = [SMALL_SPEC, VARIANT_SPEC, INCEPTION_SPEC]
 
 
 @st.composite
 def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
-    spec = copy.deepcopy(draw(st.sampled_from([SMALL_SPEC, VARIANT_SPEC])))
+    spec = copy.deepcopy(draw(st.sampled_from(BASES)))
     for _ in range(draw(st.integers(1, 4))):
         slots = list(_slots(spec))
         container, key = slots[draw(st.integers(0, len(slots) - 1))]
@@ -95,7 +117,7 @@ def mutated_specs(draw: st.DrawFn) -> dict[str, Any]:
 @st.composite
 def edited_yaml(draw: st.DrawFn) -> str:
     """The small spec as YAML with characters deleted, inserted or replaced here and there."""
-    text = yaml.safe_dump(draw(st.sampled_from([SMALL_SPEC, VARIANT_SPEC])), sort_keys=False)
+    text = yaml.safe_dump(draw(st.sampled_from(BASES)), sort_keys=False)
     for _ in range(draw(st.integers(1, 3))):
         start = draw(st.integers(0, len(text)))
         end = draw(st.integers(start, min(len(text), start + 8)))
@@ -136,7 +158,7 @@ def test_edited_and_random_yaml_builds_or_raises_sandbox_errors(workdir: Path, t
     _builds_or_raises_sandbox_error(file)
 
 
-@pytest.mark.parametrize("base", [SMALL_SPEC, VARIANT_SPEC], ids=["small", "variants"])
+@pytest.mark.parametrize("base", BASES, ids=["small", "variants", "inception"])
 def test_the_unmutated_specs_build(workdir: Path, base: dict[str, Any]) -> None:
     """The mutations start from specs that build, so the errors above come from the mutations."""
     assert build(load_spec(copy.deepcopy(base)), device="meta").spec.name == "small"

@@ -93,12 +93,12 @@ class Objective:
             counts = count(spec)
         except SpecError as err:  # e.g. every branch of a module chosen `none`
             trial.set_user_attr("invalid", str(err))
-            trial.set_constraint("flops_over_budget", 1e12)  # finite: GP models constraint values
+            set_budget_constraint(trial, 1e12)  # finite: GP models constraint values
             return self._stand_in(0)
         trial.set_user_attr("flops", counts.flops)
         trial.set_user_attr("params", counts.params)
         over = counts.flops - config.budget if config.budget else -1
-        trial.set_constraint("flops_over_budget", float(over))
+        set_budget_constraint(trial, float(over))
         if over > 0:
             trial.set_user_attr("over_budget", True)
             return self._stand_in(counts.flops)
@@ -192,6 +192,13 @@ class Objective:
         metrics = run_for(epochs, out_dir=self.run.trial_dir(trial.number), on_epoch=count)
         trial.report(float(metrics["val_accuracy"]), epochs)
         return metrics
+
+
+def set_budget_constraint(trial: Trial, over: float) -> None:
+    """FLOPs over the budget (> 0: infeasible), as the one-element list Optuna's `constraints_func`
+    stores and Optuna reads as constraint "0". `trial.set_constraint` stores a named key instead,
+    which optuna-dashboard 0.21 does not read: it showed over-budget trials as feasible."""
+    trial.storage.set_trial_system_attr(trial._trial_id, "constraints", (over,))
 
 
 def _unnamed(raw: Mapping[str, Any]) -> dict[str, Any]:

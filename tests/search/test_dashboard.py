@@ -81,11 +81,6 @@ def test_the_dashboard_sees_the_trials_values_today(tmp_path: Path) -> None:
     assert trials[0]["values"] == [0.0]  # the stand-in, which the dashboard plots as a value
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="objective.py stores the budget with trial.set_constraint (Optuna 5: system attr "
-    "`constraints:flops_over_budget`); optuna-dashboard 0.21 reads only the list `constraints`",
-)
 def test_an_over_budget_trial_is_infeasible_in_the_dashboard(tmp_path: Path) -> None:
     trials = run_both(tmp_path)
     assert trials[0]["constraints"] and all(c > 0 for c in trials[0]["constraints"])

@@ -42,7 +42,7 @@ def add(
             distributions=DISTRIBUTIONS,
             user_attrs=attrs,
             intermediate_values=curve or {},
-            system_attrs={} if constraint is None else {"constraints:flops_over_budget": constraint},
+            system_attrs={} if constraint is None else {"constraints": [constraint]},
         )
     )
 

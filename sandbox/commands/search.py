@@ -144,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     best = report(search, study)
     if best is not None and search.reference is not None and not interrupted:
         compare_with_reference(search, search.reference, best)
+    if best is not None:  # after the comparison: the report draws the reference network's point
+        from sandbox.search.report import write_report
+
+        write_report(study, search.run_dir)
+        print(f"report: {search.run_dir / 'report.html'}")
     if interrupted:
         return 130
     return 0 if best is not None else nothing_trained(study)
@@ -199,7 +204,7 @@ def report(search: SearchRun, study: optuna.Study) -> FrozenTrial | None:
     if best is not None:
         export_best(best, search.run_dir)
         print(f"best: trial {best.number}, spec {search.run_dir / 'best.yaml'}, weights {search.run_dir / 'best'}")
-    print(f"leaderboard: {search.run_dir / 'leaderboard.csv'}; plots: python -m sandbox report {search.run_dir}")
+    print(f"leaderboard: {search.run_dir / 'leaderboard.csv'}")
     return best
 
 

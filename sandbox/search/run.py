@@ -20,7 +20,7 @@ from sandbox.space.primitives import NOT_SEARCHED
 from sandbox.train.config import TrainConfig
 
 LAYOUT = 2  # what a study and its run directory hold; 1 (no layout stored) kept no recipe, so it is refused
-RESULTS = ("trials", "best", "best.yaml", "leaderboard.csv")  # what a search leaves in its run directory
+RESULTS = ("trials", "best", "best.yaml", "leaderboard.csv", "report.html")  # what a search leaves in its run directory
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60

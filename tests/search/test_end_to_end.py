@@ -127,6 +127,7 @@ def test_search_records_trials_and_writes_results(finished_run) -> None:
     assert (root / "run" / "best" / "metrics.json").is_file()
     assert (root / "run" / "leaderboard.csv").read_text().startswith("trial,state,val_accuracy")
     assert "trial   0" in result.stdout and "best" in result.stdout
+    assert 'id="trial-0"' in (root / "run" / "report.html").read_text()  # the search ends with its report
 
 
 def test_over_budget_candidates_are_never_trained(tmp_path: Path, data_dir: Path) -> None:

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     set_cpu_threads(args.threads)
     spec, model = load_run(args.run_dir, device=device, plugin_files=args.plugin)
     data = load_for(spec, device, args.data_dir)  # shaped for the spec as training shaped it
-    trained_on = (read_metrics(args.run_dir).get("dataset") or {}).get("class_names")
+    recorded_data = read_metrics(args.run_dir).get("dataset")
+    trained_on = recorded_data.get("class_names") if isinstance(recorded_data, dict) else None
     if isinstance(trained_on, list) and trained_on != list(data.classes):
         raise SandboxError(
             f"{args.run_dir} was trained on the classes {names_text(trained_on)}, but {data.name} in "

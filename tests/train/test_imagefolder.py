@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+import sandbox.train.data
 import sandbox.train.imagefolder
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
@@ -166,6 +167,11 @@ def test_folder_class_names_reach_metrics_evaluate_export_and_predict(
     assert main(["predict", str(tmp_path / "run"), str(root / "rose" / "000.png"), "--top", "3"]) == 0
     printed = capsys.readouterr().out
     assert all(name in printed for name in CLASSES) and "inverted" not in printed
+    (root / "tulip").rename(root / "zinnia")  # another dataset now: evaluate would score it against wrong names
+    sandbox.train.data._load.cache_clear()  # as a new process would read it
+    assert main(["evaluate", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    error = capsys.readouterr().err.splitlines()[-1]  # after the data: lines of the load
+    assert error.startswith("error: ") and error.endswith("not the dataset it was trained on")
 
 
 def test_a_spec_whose_classes_differ_from_the_folders_is_named_by_classes(tmp_path: Path) -> None:

@@ -136,6 +136,24 @@ def report(records: list[dict[str, Any]]) -> None:
         print(f"    {name:<10} ρ {spearman([r[name] for r in records], final):+.3f}")
     for name in records[0]["proxies"]:
         print(f"    {name:<10} ρ {spearman([r['proxies'][name] for r in records], final):+.3f}")
+    print("  each proxy's ρ minus the better of #params' and FLOPs', bootstrap over candidates (2,000 draws):")
+    for name in records[0]["proxies"]:
+        low, median, high, share = edge_over_size(records, name)
+        print(f"    {name:<10} {median:+.3f} (90% interval {low:+.3f} to {high:+.3f}; above in {share:.0%} of draws)")
+
+
+def edge_over_size(records: list[dict[str, Any]], proxy: str, draws: int = 2000) -> tuple[float, float, float, float]:
+    """How much better `proxy` ranks than #params and FLOPs, resampling the candidates: the 5th,
+    50th and 95th percentiles of the difference in ρ, and the share of draws where it is positive."""
+    rng = random.Random(0)
+    edges = []
+    for _ in range(draws):
+        drawn = [rng.choice(records) for _ in records]
+        final = [r["final_val"] for r in drawn]
+        size = max(spearman([r[key] for r in drawn], final) for key in ("params", "flops"))
+        edges.append(spearman([r["proxies"][proxy] for r in drawn], final) - size)
+    edges.sort()
+    return edges[draws // 20], edges[draws // 2], edges[-draws // 20], sum(e > 0 for e in edges) / draws
 
 
 def main() -> None:

@@ -4,7 +4,8 @@ Every strategy gets the same training budget, counted in epochs summed over its 
 trial costs the epochs it trained, an over-budget or repeated candidate none; the trial that would
 take the sum past the budget does not count), and runs with
 `--seeds` seeds. Strategies (add more in STRATEGIES):
-  random-pruned  random sampling with the default search's pruner;
+  random-pruned  random sampling with the default search's pruner (asha's first_rung/reduction_factor
+                 when the default does not prune: the quickstart now doesn't);
   random         random sampling, every candidate trained to the end;
   default        the sandbox's default search (the space's `search:` sampler and pruner).
 Per strategy it prints, as the mean and range over seeds: the best validation accuracy, the test
@@ -40,13 +41,20 @@ from sandbox.train.device import set_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES: dict[str, Callable[[SearchRun], dict[str, Any]]] = {
-    "random-pruned": lambda run: {"sampler": "random", "pruner": run.config.pruner},
+    "random-pruned": lambda run: {"sampler": "random", "pruner": pruning(run.config.pruner)},
     "random": lambda run: {"sampler": "random", "pruner": "none"},
     "default": lambda run: {},
     # the default search before issue 12 (TPE with the median pruner), for comparison only
     "tpe-median": lambda run: {"sampler": "tpe", "pruner": "median", "startup_trials": None},
+    # the quickstart's search measured in bench/README.md (TPE with asha), before it stopped pruning
+    "tpe-asha": lambda run: {"sampler": "tpe", "pruner": "asha"},
 }
 DEFAULT_STRATEGIES = ["random-pruned", "random", "default"]
+
+
+def pruning(pruner: str) -> str:
+    """The default's pruner, or asha where the default trains every candidate to the end."""
+    return "asha" if pruner == "none" else pruner
 
 
 @dataclass(frozen=True)
@@ -145,13 +153,13 @@ def plot(outcomes: dict[str, list[Outcome]], budget: int, path: Path) -> None:
 
 
 def quick_space(space_path: Path, folder: Path) -> Path:
-    """The space with a reduced recipe: 4 epochs per candidate on half the sample (the rest validates),
-    and no reference network to train after it."""
+    """The space with a reduced recipe: 3 epochs per candidate, 30% of the sample validating, and no
+    reference network to train after it."""
     import yaml
 
     raw = yaml.safe_load(space_path.read_text())
-    raw["train"] = {**raw.get("train", {}), "epochs": 4}
-    raw["data"] = {**raw.get("data", {}), "val_fraction": 0.5}
+    raw["train"] = {**raw.get("train", {}), "epochs": 3}
+    raw["data"] = {**raw.get("data", {}), "val_fraction": 0.3}
     raw["search"] = {key: value for key, value in (raw.get("search") or {}).items() if key != "reference"}
     path = folder / space_path.name
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -179,12 +187,14 @@ def main() -> None:
     parser.add_argument(
         "--only-seeds", type=int, nargs="+", help="run these seeds only (to share seeds among processes)"
     )
-    parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1: figures comparable)")
+    parser.add_argument(
+        "--threads", type=int, help="CPU threads (default 1, so processes side by side compare; 2 with --quick)"
+    )
     parser.add_argument("--merge", type=Path, nargs="+", help="print and plot the --json files of earlier runs")
     parser.add_argument("--budget", type=int, help="epochs per strategy and seed (default: 10 full trainings)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--strategies", nargs="+", default=DEFAULT_STRATEGIES, choices=list(STRATEGIES))
-    parser.add_argument("--quick", action="store_true", help="4 epochs per candidate on half the sample, 4 trainings")
+    parser.add_argument("--quick", action="store_true", help="3 epochs per candidate, 3 trainings' worth each")
     parser.add_argument("--json", type=Path, help="write the per-seed figures here")
     parser.add_argument("--plot", type=Path, default=Path("runs/search_vs_random.png"))
     parser.add_argument("--keep", type=Path, help="keep the studies here (default: a temporary folder)")
@@ -196,13 +206,13 @@ def main() -> None:
         print(f"anytime curve: {args.plot}")
         return
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    set_cpu_threads(args.threads)
+    set_cpu_threads(args.threads or (2 if args.quick else 1))
     began = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = (args.keep or Path(tmp)).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         space = quick_space(args.space, workdir) if args.quick else args.space
-        budget = args.budget or (4 if args.quick else 10) * epochs_per_candidate(space)
+        budget = args.budget or (3 if args.quick else 10) * epochs_per_candidate(space)
         seeds = args.only_seeds if args.only_seeds is not None else list(range(args.seeds))
         print(f"space {args.space.name}{' (quick)' if args.quick else ''}: seeds {seeds}, {budget} epochs each")
         outcomes: dict[str, list[Outcome]] = {name: [] for name in args.strategies}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -102,7 +103,7 @@ class Objective:
         if over > 0:
             trial.set_user_attr("over_budget", True)
             return self._stand_in(counts.flops)
-        earlier = self._same_candidate(trial, raw, spec.train.epochs if config.epochs is None else config.epochs)
+        earlier = self._same_candidate(trial, raw, self._epochs(spec))
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
             trial.set_user_attr("duplicate_of", earlier.number)
             for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
@@ -157,9 +158,7 @@ class Objective:
 
         try:
             if config.rung_schedule == "complete":
-                metrics = self._train_by_rungs(
-                    trial, run_for, spec.train.epochs if config.epochs is None else config.epochs
-                )
+                metrics = self._train_by_rungs(trial, run_for, self._epochs(spec), out_dir)
             else:
                 metrics = run_for(config.epochs, out_dir=out_dir, on_epoch=on_epoch)
         except Exception:  # pruned or failed: no half-written run directory is left
@@ -171,8 +170,12 @@ class Objective:
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
 
+    def _epochs(self, spec: Any) -> int:
+        """The epochs each trial trains: `search.epochs` (--epochs), else the spec's `train.epochs`."""
+        return spec.train.epochs if self.run.config.epochs is None else self.run.config.epochs
+
     def _train_by_rungs(
-        self, trial: Trial, run_for: Callable[..., Mapping[str, Any]], epochs: int
+        self, trial: Trial, run_for: Callable[..., Mapping[str, Any]], epochs: int, out_dir: Path
     ) -> Mapping[str, Any]:
         """`rung_schedule: complete`: before the full run, a complete short schedule per rung (the
         recipe with as many epochs as the rung), its final validation accuracy reported at that
@@ -186,10 +189,10 @@ class Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val accuracy {accuracy:.4f} after a complete {rung}-epoch schedule")
 
-        def count(epoch: int, record: Mapping[str, Any]) -> None:
+        def tally(epoch: int, record: Mapping[str, Any]) -> None:
             trial.set_user_attr("epochs_trained", spent + epoch + 1)
 
-        metrics = run_for(epochs, out_dir=self.run.trial_dir(trial.number), on_epoch=count)
+        metrics = run_for(epochs, out_dir=out_dir, on_epoch=tally)
         trial.report(float(metrics["val_accuracy"]), epochs)
         return metrics
 

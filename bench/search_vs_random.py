@@ -48,6 +48,8 @@ STRATEGIES: dict[str, Callable[[SearchRun], dict[str, Any]]] = {
     "tpe-median": lambda run: {"sampler": "tpe", "pruner": "median", "startup_trials": None},
     # the quickstart's search measured in bench/README.md (TPE with asha), before it stopped pruning
     "tpe-asha": lambda run: {"sampler": "tpe", "pruner": "asha"},
+    # asha whose rungs each train a complete short schedule (ranks better than a slice: rank_correlation.py)
+    "tpe-asha-complete": lambda run: {"sampler": "tpe", "pruner": "asha", "rung_schedule": "complete"},
 }
 DEFAULT_STRATEGIES = ["random-pruned", "random", "default"]
 

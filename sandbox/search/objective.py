@@ -34,6 +34,7 @@ from sandbox.search.results import is_result
 from sandbox.search.run import WORKER, SearchRun
 from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
+from sandbox.spec.schema import Spec
 from sandbox.train.device import is_device_lost
 
 
@@ -170,7 +171,7 @@ class Objective:
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
 
-    def _epochs(self, spec: Any) -> int:
+    def _epochs(self, spec: Spec) -> int:
         """The epochs each trial trains: `search.epochs` (--epochs), else the spec's `train.epochs`."""
         return spec.train.epochs if self.run.config.epochs is None else self.run.config.epochs
 

@@ -178,10 +178,14 @@ def _load(config: DataConfig, root: Path, device: torch.device, channels: int | 
         splits["train"], splits["test"] = _carve(*splits["train"], total, config.test_fraction, "data.test_fraction")
         notes.append(
             f"no test/ folder: {len(splits['test'][1]):,} images ({config.test_fraction:.0%}) of train/ carved "
-            "as the test split (data.test_fraction)"
+            "as the test split, stratified by class (data.test_fraction)"
         )
     if "val" not in splits:
         splits["train"], splits["val"] = _carve(*splits["train"], total, config.val_fraction, "data.val_fraction")
+        notes.append(
+            f"{len(splits['val'][1]):,} images ({config.val_fraction:.0%}) of the training images carved as the "
+            "validation split, stratified by class (data.val_fraction)"
+        )
     notes += _shape_notes(config.dataset, splits["train"][0], channels, size)
     shaped = {name: (_shape(images, channels, size), labels) for name, (images, labels) in splits.items()}
     resident, why = residency(sum(images.nbytes for images, _ in shaped.values()), device, config.device_share)
@@ -226,12 +230,25 @@ def host_buffer(shape: tuple[int, ...], *, pinned: bool) -> Tensor:
 
 
 def _carve(images: Tensor, labels: Tensor, total: int, fraction: float, key: str) -> tuple[tuple[Tensor, Tensor], ...]:
-    """(rest, carved): `fraction` of `total` images drawn with the fixed SPLIT_SEED, each part in file order."""
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    """(rest, carved): `fraction` of `total` images drawn with the fixed SPLIT_SEED, stratified by class
+    (each class gives its share, the remainders going to the classes with the largest), each part in
+    file order."""
     n = max(1, round(total * fraction))
-    if n >= len(order):
-        raise SpecError(key, f"leaves no training images out of {len(order)}")
-    rest, carved = order[n:].sort().values, order[:n].sort().values
+    if n >= len(labels):
+        raise SpecError(key, f"leaves no training images out of {len(labels)}")
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
+    classes, sizes = labels.unique(return_counts=True)
+    quotas = sizes.double() * n / len(labels)
+    taken = quotas.floor().long()
+    by_remainder = sorted(range(len(classes)), key=lambda i: (-(quotas[i] - taken[i]).item(), i))
+    for i in by_remainder[: n - int(taken.sum())]:
+        taken[i] += 1
+    shuffled = labels[order]
+    carved = torch.cat([order[shuffled == c][: int(k)] for c, k in zip(classes, taken, strict=True)])
+    keep = torch.ones(len(labels), dtype=torch.bool)
+    keep[carved] = False
+    rest = keep.nonzero().flatten()
+    carved = carved.sort().values
     return (images[rest], labels[rest]), (images[carved], labels[carved])
 
 

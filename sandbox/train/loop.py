@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.loss import SoftTargetCrossEntropy
@@ -47,6 +48,7 @@ from tqdm import tqdm
 from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
+from sandbox.paired import pack
 from sandbox.spec.load import Spec
 from sandbox.train.augment import Augmenter, mixer
 from sandbox.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -172,13 +174,14 @@ def _run(
     history, model = _fit(model, data, config, dev, bf16, on_epoch, bar, files)  # the EMA's network when on
     unfreeze(model, config.freeze)  # plain batch norms, so the weights load where the spec builds
     model = model.to(memory_format=torch.contiguous_format)  # from here on, as `evaluate` and the export run it
-    val_accuracy = accuracy(model, data.val, batch=config.batch_size)
-    test_accuracy = accuracy(model, data.test, batch=config.batch_size)
+    val_correct = correct(model, data.val, batch=config.batch_size)
+    test_correct = correct(model, data.test, batch=config.batch_size)
     timed = history[1:] or history  # the first epoch includes warm-up (and compilation)
     metrics = {
         "name": spec.name,
-        "test_accuracy": test_accuracy,
-        "val_accuracy": val_accuracy,
+        "test_accuracy": float(test_correct.mean()),
+        "val_accuracy": float(val_correct.mean()),
+        "correct": {"val": pack(val_correct), "test": pack(test_correct)},  # per image, `sandbox.paired`
         "eval_precision": "fp32",
         "train_images_per_second": sum(r["images"] for r in timed) / sum(r["seconds"] for r in timed),
         "epochs": config.epochs,
@@ -362,6 +365,11 @@ def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, c
     return torch.cat(outputs)
 
 
+def correct(model: nn.Module, split: Split, *, batch: int) -> np.ndarray:
+    """Which images of the split the model classifies right (fp32, in split order)."""
+    return (predict(model, split, batch=batch) == split.labels).cpu().numpy()
+
+
 def accuracy(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, channels_last: bool = False) -> float:
     predicted = predict(model, split, batch=batch, bf16=bf16, channels_last=channels_last)
-    return (predicted == split.labels).float().mean().item()
+    return float((predicted == split.labels).cpu().numpy().mean())  # as `correct(...).mean()` gives it

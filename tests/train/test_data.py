@@ -82,7 +82,10 @@ def test_load_splits_train_into_train_and_val(tmp_path: Path) -> None:
         "name": "fashion-mnist", "train": 180, "val": 20, "test": 50
     }  # fmt: skip
     assert counts["class_names"] == list(FashionMNIST.classes) and counts["input"] == [1, 28, 28]
-    assert counts["on_device"] and counts["notes"] == []  # nothing resized, converted or carved but val
+    assert counts["on_device"]  # nothing resized or converted; the carved validation split is announced
+    assert counts["notes"] == [
+        "20 images (10%) of the training images carved as the validation split, stratified by class (data.val_fraction)"
+    ]
     assert data.train.images.shape == (180, 1, 28, 28) and data.train.images.dtype == torch.uint8
     assert data.test.labels.dtype == torch.int64
     # The split is a partition of the training file, the same on every load.

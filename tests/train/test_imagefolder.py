@@ -43,6 +43,9 @@ def test_one_folder_per_class_carves_val_and_test_and_says_so(tmp_path: Path) ->
     assert (len(data.train), len(data.val), len(data.test)) == (18, 9, 9)
     assert data.train.images.shape[1:] == (3, 16, 16) and data.train.images.dtype == torch.uint8
     assert any(n.startswith("no test/ folder: 9 images (25%) of train/ carved as the test split") for n in data.notes)
+    assert any(n.startswith("9 images (25%) of the training images carved as the validation split") for n in data.notes)
+    for split in (data.val, data.test):  # stratified: 12 images a class, 3 of each in each carved split
+        assert split.labels.bincount().tolist() == [3, 3, 3]
     assert any(n.startswith("36 non-square images padded to a square with their border colour") for n in data.notes)
     assert any(n.startswith("36 images resized to 16x16 (input.size)") for n in data.notes)
     # Each class keeps its brightness: the labels travel with their images.

@@ -1,10 +1,10 @@
 """The torchvision releases a spec can train on: where their files are, fetching them, reading them.
 
-Each release is read by torchvision's own class (its IDX or pickle reader) into uint8 tensors
-(N, C, H, W) with int64 labels and the class names the release itself carries. CIFAR is read
-without torchvision's per-file md5 check, so a subset of the release (as the Fashion-MNIST subset
-in shared/data is of its release) or a test's own pickles read too; a download is still checked
-against the archive's md5.
+Each release is read into uint8 tensors (N, C, H, W) with int64 labels and the class names the
+release itself carries: MNIST's IDX files by torchvision's own class, CIFAR's pickles by
+`sandbox.train.cifar`, which runs no code from them. CIFAR is read without torchvision's per-file
+md5 check, so a subset of the release (as the Fashion-MNIST subset in shared/data is of its
+release) or a test's own pickles read too; a download is still checked against the archive's md5.
 """
 
 from __future__ import annotations
@@ -19,26 +19,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataset
 
 from sandbox.errors import SandboxError, describe
+from sandbox.train import cifar
 from sandbox.train.config import FULL, SAMPLE
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def _unchecked(cls: type[CIFAR10]) -> type[CIFAR10]:
-    """torchvision's CIFAR reader with its file lists' md5s set to None: it then checks only that
-    each file exists (`check_integrity(path, None)`), and reads the pickles exactly as before."""
-    lists = {
-        "train_list": [[name, None] for name, _ in cls.train_list],
-        "test_list": [[name, None] for name, _ in cls.test_list],
-        "meta": {**cls.meta, "md5": None},
-    }
-    return type(cls.__name__, (cls,), lists)
+def _safe(cls: type[CIFAR10]) -> type[CIFAR10]:
+    """torchvision's CIFAR class (its file names, download and archive check) reading the pickles
+    through `sandbox.train.cifar`, which runs no code from them, instead of plain `pickle.load`.
+
+    Each file's md5 is not checked, so a subset of the release or a test's own pickles read too."""
+
+    def __init__(self: CIFAR10, root: str | Path, train: bool = True, download: bool = False) -> None:
+        VisionDataset.__init__(self, root)
+        self.train = train
+        if download:
+            self.download()
+        folder = Path(self.root) / self.base_folder
+        missing = [name for name, _ in self.train_list + self.test_list if not (folder / name).is_file()]
+        if missing:
+            raise RuntimeError(f"{', '.join(missing)} not found")
+        key = "labels" if self.meta["key"] == "label_names" else "fine_labels"  # CIFAR-10's, CIFAR-100's
+        images: list[np.ndarray] = []
+        labels: list[int] = []
+        for name, _ in self.train_list if train else self.test_list:
+            entry = cifar.load(folder / name)
+            images.append(np.asarray(cifar.field(entry, "data", folder / name)).reshape(-1, 3, 32, 32))
+            labels.extend(int(label) for label in cifar.field(entry, key, folder / name))
+        self.data = np.concatenate(images).transpose((0, 2, 3, 1))  # HWC, as torchvision gives it
+        self.targets = labels
+        meta = folder / self.meta["filename"]
+        self.classes = [cifar.text(name) for name in cifar.field(cifar.load(meta), self.meta["key"], meta)]
+
+    return type(cls.__name__, (cls,), {"__init__": __init__})
 
 
 @dataclass(frozen=True)
@@ -57,7 +78,7 @@ class Release:
 
 def _cifar(label: str, cls: type[CIFAR10]) -> Release:
     files = tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
-    return Release(label, _unchecked(cls), cls.base_folder, files, f"or {cls.filename} in DIR")
+    return Release(label, _safe(cls), cls.base_folder, files, f"or {cls.filename} in DIR")
 
 
 RELEASES: dict[str, Release] = {
@@ -90,11 +111,23 @@ def _read_split(release: Release, root: Path, *, train: bool) -> tuple[tuple[Ten
         dataset: Any = release.reader(root, train=train, download=False)
         images = torch.as_tensor(dataset.data)
         labels = torch.as_tensor(dataset.targets, dtype=torch.int64)
+    except SandboxError:
+        raise
     except Exception as err:  # a truncated file, a bad pickle, a wrong magic number: all end the same way
         raise SandboxError(f"cannot read {release.label} in {root / release.folder}: {describe(err)}") from err
     # IDX gives (N, H, W) gray images, the CIFAR pickles (N, H, W, 3) as torchvision reorders them
     images = images.unsqueeze(1) if images.dim() == 3 else images.permute(0, 3, 1, 2)
-    return (images.contiguous(), labels), tuple(dataset.classes)
+    classes = tuple(dataset.classes)
+    split = "training" if train else "test"
+    _check_labels(labels, len(classes), f"{release.label}'s {split} labels in {root / release.folder}")
+    return (images.contiguous(), labels), classes
+
+
+def _check_labels(labels: Tensor, classes: int, where: str) -> None:
+    """Labels outside 0..classes-1 fail here, at load, rather than as an index error mid-training."""
+    bad = labels[(labels < 0) | (labels >= classes)]
+    if len(bad):
+        raise SandboxError(f"{where}: label {int(bad[0])} is outside 0..{classes - 1} ({len(bad)} such labels)")
 
 
 # ---------------------------------------------------------------------------- where the files are

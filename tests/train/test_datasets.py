@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
+import yaml
 from torchvision.datasets import CIFAR10, MNIST
 
 from sandbox.errors import SandboxError, SpecError
@@ -81,3 +85,67 @@ def test_a_truncated_pickle_is_one_line_naming_the_folder(tmp_path: Path) -> Non
         load(DataConfig("cifar10", root, 0.5), "cpu")
     assert str(err.value).startswith(f"cannot read CIFAR-10 in {root / 'cifar-10-batches-py'}: ")
     assert "\n" not in str(err.value)
+
+
+class _RunsCode:
+    """What a hostile CIFAR batch holds: unpickling it calls `exec`, which would write a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+@pytest.mark.parametrize("batch", ["data_batch_1", "test_batch", "batches.meta"])
+def test_a_cifar_pickle_that_runs_code_is_refused_in_one_line_without_running_it(
+    tmp_path: Path, batch: str, cli: Any
+) -> None:
+    root = write_cifar(tmp_path / "c", train=20, test=10)
+    marker = tmp_path / "ran"
+    path = root / "cifar-10-batches-py" / batch
+    path.write_bytes(pickle.dumps({"data": _RunsCode(marker), "labels": [0]}, protocol=2))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec({"dataset": "cifar10", "root": str(root)}, channels=3, size=32)))
+    result = cli("train", spec, "--epochs", "1", "--out", tmp_path / "run", "--device", "cpu")
+    assert not marker.exists()
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith(f"error: {path}: refused, it refers to __builtin__.exec;")  # protocol 2's name
+
+
+def test_a_cifar_array_of_objects_is_refused(tmp_path: Path) -> None:
+    root = write_cifar(tmp_path / "c", train=20, test=10)
+    path = root / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({"data": np.array([[1]], dtype=object), "labels": [0]}, protocol=2))
+    with pytest.raises(SandboxError, match=f"^{path}: refused, it holds an array of dtype object"):
+        load(DataConfig("cifar10", root, 0.5), "cpu")
+
+
+def _as_release(path: Path, legacy_numpy: bool) -> None:
+    """Re-pickle `path` as a release or a re-pickled subset is: protocol 2, bytes keys, and (a
+    release pickled under numpy 1) numpy.core instead of numpy._core."""
+    entry = pickle.loads(path.read_bytes())
+    data = pickle.dumps({key.encode(): value for key, value in entry.items()}, protocol=2)
+    path.write_bytes(data.replace(b"numpy._core", b"numpy.core") if legacy_numpy else data)
+
+
+@pytest.mark.parametrize("legacy_numpy", [False, True])
+def test_cifar_in_protocol_2_with_bytes_keys_reads_as_the_release_does(tmp_path: Path, legacy_numpy: bool) -> None:
+    root = write_cifar(tmp_path / "c", train=20, test=10)
+    for path in (root / "cifar-10-batches-py").iterdir():
+        _as_release(path, legacy_numpy)
+    data = load(DataConfig("cifar10", root, 0.5), "cpu")
+    assert data.classes[:2] == ("thing0", "thing1") and data.test.labels.tolist() == [i % 10 for i in range(10)]
+
+
+@pytest.mark.parametrize("label", [10, -1])
+def test_a_cifar_label_outside_the_classes_is_one_line_at_load(tmp_path: Path, label: int) -> None:
+    root = write_cifar(tmp_path / "c", train=20, test=10)
+    path = root / "cifar-10-batches-py" / "test_batch"
+    entry = pickle.loads(path.read_bytes())
+    path.write_bytes(pickle.dumps({**entry, "labels": [label, *entry["labels"][1:]]}))
+    with pytest.raises(SandboxError) as err:
+        load(DataConfig("cifar10", root, 0.5), "cpu")
+    assert str(err.value) == (
+        f"CIFAR-10's test labels in {root / 'cifar-10-batches-py'}: label {label} is outside 0..9 (1 such labels)"
+    )

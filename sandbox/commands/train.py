@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.errors import SpecError
+    from sandbox.errors import SandboxError, SpecError, describe
     from sandbox.spec.overrides import load_overridden
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import train_run
@@ -50,18 +50,22 @@ def run(args: argparse.Namespace) -> int:
     # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
     spec = dataclasses.replace(spec, raw=concrete_raw(spec, args.plugin))
     out = args.resume or args.out or Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = train_run(
-        spec,
-        out_dir=out,
-        epochs=args.epochs,
-        device=device,
-        seed=args.seed,
-        data_dir=args.data_dir,
-        on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),
-        resume=args.resume is not None,
-        watch=True,
-        say=print,
-    )
+    try:
+        metrics = train_run(
+            spec,
+            out_dir=out,
+            epochs=args.epochs,
+            device=device,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),
+            resume=args.resume is not None,
+            watch=True,
+            say=print,
+        )
+    except OSError as err:  # history.csv or TensorBoard's events on a full disk: the run stops, in one line
+        where = err.filename or f"the run directory {out}"
+        raise SandboxError(f"training stopped: cannot write {where}: {err.strerror or describe(err)}") from err
     dataset = metrics["dataset"]
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} on {dataset['test']:,} {dataset['name']} test images; "

@@ -9,7 +9,8 @@ those of an uninterrupted run with the same seed.
 
 A checkpoint records the concrete spec and the effective `train:` recipe it was made with; a
 resume with anything else (another network, another lr, more epochs) is refused naming the first
-difference, since it would be neither run.
+difference, since it would be neither run. Its parts and the network's tensor shapes are checked
+when it is read, before the run directory or the data are touched: a refused resume changes nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ from timm.utils import ModelEmaV3
 from torch import nn
 
 from sandbox.errors import SandboxError, describe
+from sandbox.model.builder import build
+from sandbox.model.weights import state_misfit
+from sandbox.spec.load import load_spec
+from sandbox.train.finetune import freeze
 from sandbox.train.rundir import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
+PARTS = ("model", "optimizer", "scheduler", "ema", "rng", "history")
 
 
 def rng_state(generator: torch.Generator, device: torch.device) -> dict[str, Any]:
@@ -77,15 +83,21 @@ class TrainingState:
         }
 
     def restore(self, checkpoint: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Put a checkpoint's states back; returns its history (the epochs done)."""
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        if self.scheduler is not None:
-            self.scheduler.load_state_dict(checkpoint["scheduler"])
-        if self.ema is not None:
-            self.ema.module.load_state_dict(checkpoint["ema"])
-        restore_rng(checkpoint["rng"], self.generator, self.device)
-        return [dict(record) for record in checkpoint["history"]]
+        """Put a checkpoint's states back; returns its history (the epochs done).
+
+        `load_checkpoint` checked the parts and the network's shapes; what it cannot check without
+        the optimizer (its state's layout, the random states) still fails in one line here."""
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(checkpoint["scheduler"])
+            if self.ema is not None:
+                self.ema.module.load_state_dict(checkpoint["ema"])
+            restore_rng(checkpoint["rng"], self.generator, self.device)
+            return [dict(record) for record in checkpoint["history"]]
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as err:
+            raise SandboxError(f"cannot resume: {CHECKPOINT_FILE} does not restore ({describe(err)})") from err
 
 
 def save_checkpoint(out_dir: Path, identity: Mapping[str, Any], state: TrainingState, history: list[Any]) -> None:
@@ -115,7 +127,32 @@ def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any
             f"cannot resume {run_dir}: its checkpoint is of another spec or recipe ({difference}); "
             "resume with the spec and flags it was started with, or start a new run"
         )
+    misfit = _misfit(checkpoint, identity)
+    if misfit is not None:
+        raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} {misfit}")
     return checkpoint
+
+
+def _misfit(checkpoint: Mapping[str, Any], identity: Mapping[str, Any]) -> str | None:
+    """Why a checkpoint of the right spec and recipe still cannot be restored (parts missing, the
+    network's tensors of other shapes), or None; the network is built (and frozen as the run
+    freezes it) on the CPU to compare with."""
+    missing = [part for part in PARTS if part not in checkpoint]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    history = checkpoint["history"]
+    if not isinstance(history, list) or not all(isinstance(record, Mapping) for record in history):
+        return "has no list of epochs in its history"
+    model = build(load_spec(identity["spec"]), device="cpu")
+    freeze(model, identity["train"]["freeze"] or ())
+    for part in ("model", "ema") if checkpoint["ema"] is not None else ("model",):
+        state = checkpoint[part]
+        if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            return f"holds no tensors as its {part} state"
+        misfit = state_misfit(state, model)
+        if misfit is not None:
+            return f"does not fit the network in its {part} state: {misfit}"
+    return None
 
 
 def first_difference(before: Any, now: Any, path: str = "") -> str | None:

@@ -1,8 +1,9 @@
 """A run directory: `spec.yaml`, `model.safetensors`, then `metrics.json`, the mark of a finished run.
 
 Every file is written to a temporary name and renamed into place, and `metrics.json` comes last
-(a stale one is removed first), so an interrupted or failed run never leaves a directory that looks
-complete, nor a half-written file.
+(a stale one is removed when spec.yaml is written, the run's first file), so an interrupted or
+failed run never leaves a directory that looks complete, nor a half-written file; a run refused
+before it writes anything (a resume with another recipe) leaves the directory as it was.
 """
 
 from __future__ import annotations
@@ -33,24 +34,28 @@ METRICS_FILE = "metrics.json"
 
 
 def prepare(out_dir: Path) -> Path:
-    """Create the directory and prove it writable before any training time is spent."""
+    """Create the directory and prove it writable before any training time is spent; nothing in it
+    changes yet, since a resume may still be refused."""
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".probe-"):
             pass
-        (out_dir / METRICS_FILE).unlink(missing_ok=True)  # the old run's, about to be overwritten
     except OSError as err:
         raise SandboxError(f"cannot write the run directory {out_dir}: {err.strerror or err}") from err
     return out_dir
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(temporary)`, then the temporary renamed to `path`: a reader sees the old file or the new, never half."""
+    """`write(temporary)`, then the temporary renamed to `path`: a reader sees the old file or the new, never half.
+
+    A failed write (a full disk, a read-only directory) is one line naming the file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(temporary)
         os.replace(temporary, path)
+    except OSError as err:
+        raise SandboxError(f"cannot write {path}: {err.strerror or describe(err)}") from err
     finally:
         temporary.unlink(missing_ok=True)
 
@@ -67,6 +72,8 @@ def concrete_raw(spec: Spec, plugin_files: Sequence[str | Path] = ()) -> dict[st
 
 
 def write_spec(out_dir: Path, raw: Mapping[str, Any]) -> None:
+    """The run's first write, once everything is checked: the old run's metrics.json goes first."""
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)
     atomic_write(out_dir / SPEC_FILE, lambda p: p.write_text(yaml.safe_dump(dict(raw), sort_keys=False)))
 
 

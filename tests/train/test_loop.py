@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import weakref
 from pathlib import Path
 from typing import Any
@@ -389,3 +390,19 @@ def test_metrics_json_is_strict_json_even_with_a_non_finite_figure(tmp_path: Pat
     text = (tmp_path / METRICS_FILE).read_text()
     strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert strict == {"images_per_second": None, "history": [{"loss": None, "epoch": 1}]}
+
+
+@pytest.mark.parametrize(
+    ("link", "named"), [(".spec.yaml.{pid}.tmp", "{out}/spec.yaml"), ("history.csv", "the run directory {out}")]
+)
+def test_a_full_disk_stops_train_in_one_line(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], link: str, named: str
+) -> None:
+    """/dev/full answers every write with ENOSPC, as a full disk does; spec.yaml's temporary name is linked to it."""
+    spec, out = write_spec(tmp_path, tiny(synthetic, epochs=1)), tmp_path / "run"
+    out.mkdir()
+    (out / link.format(pid=os.getpid())).symlink_to("/dev/full")
+    assert main(["train", str(spec), "--out", str(out), "--device", "cpu", "--threads", "1"]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].endswith(f"cannot write {named.format(out=out)}: No space left on device")
+    assert not (out / "metrics.json").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,17 +150,52 @@ def test_a_resumed_run_ends_as_an_uninterrupted_one(synthetic: Path, tmp_path: P
     assert all(torch.equal(same[k], other[k]) for k in same)
 
 
-def test_resume_refuses_another_recipe_or_no_checkpoint(synthetic: Path, tmp_path: Path) -> None:
+def files_of(out: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under `out`, with its content and modification time: what a refusal must leave alone."""
+    return {str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+
+
+def test_resume_refuses_another_recipe_or_no_checkpoint_and_touches_no_file(synthetic: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     run(tiny(synthetic, epochs=1, checkpoint_every=1), out_dir=out)
+    finished = files_of(out)
+    assert METRICS_FILE in finished
     with pytest.raises(SandboxError, match=r"another spec or recipe \(train\.lr: 0\.05 in the checkpoint, 0\.1 now\)"):
         train_run(load_spec(tiny(synthetic, epochs=1, checkpoint_every=1, lr=0.1)), out_dir=out, device="cpu",
                   resume=True)  # fmt: skip
     with pytest.raises(SandboxError, match=r"train\.epochs: 1 in the checkpoint, 2 now"):
         train_run(load_spec(tiny(synthetic, checkpoint_every=1)), out_dir=out, epochs=2, device="cpu", resume=True)
+    assert files_of(out) == finished  # metrics.json and all: evaluate and export still take the run
     run(tiny(synthetic, epochs=1), out_dir=tmp_path / "plain")
+    plain = files_of(tmp_path / "plain")
     with pytest.raises(SandboxError, match=f"it has no {CHECKPOINT_FILE}"):
         train_run(load_spec(tiny(synthetic, epochs=1)), out_dir=tmp_path / "plain", device="cpu", resume=True)
+    assert files_of(tmp_path / "plain") == plain
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda c: c.pop("optimizer"), f"{CHECKPOINT_FILE} lacks optimizer"),
+        (lambda c: c["model"].update(weight=torch.zeros(3)), f"{CHECKPOINT_FILE} does not fit the network in its "
+         "model state: unexpected weight"),
+        (lambda c: c["model"].update({k: torch.zeros(2, 2) for k in list(c["model"])[:1]}), "is (2, 2) in the weights"),
+        (lambda c: c.update(history="epochs"), f"{CHECKPOINT_FILE} has no list of epochs"),
+    ],
+)  # fmt: skip
+def test_a_checkpoint_that_loads_but_does_not_fit_is_refused_before_any_file_changes(
+    synthetic: Path, tmp_path: Path, damage: Any, message: str
+) -> None:
+    out = tmp_path / "run"
+    raw = tiny(synthetic, epochs=1, checkpoint_every=1)
+    run(raw, out_dir=out)
+    checkpoint = torch.load(out / CHECKPOINT_FILE, weights_only=True)
+    damage(checkpoint)
+    torch.save(checkpoint, out / CHECKPOINT_FILE)
+    before = files_of(out)
+    with pytest.raises(SandboxError, match=f"^cannot resume {out}: .*{re.escape(message)}") as err:
+        train_run(load_spec(raw), out_dir=out, device="cpu", resume=True)
+    assert "\n" not in str(err.value) and files_of(out) == before
 
 
 def test_init_from_a_run_and_frozen_modules_stay_as_loaded(synthetic: Path, tmp_path: Path) -> None:

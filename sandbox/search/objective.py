@@ -167,6 +167,8 @@ class Objective:
             raise
         for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
             trial.set_user_attr(key, metrics[key])
+        for split, bits in metrics.get("correct", {}).items():  # per-image records: `sandbox.paired`
+            trial.set_user_attr(f"correct_{split}", bits)
         trial.set_user_attr("run_dir", str(out_dir))
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy

@@ -2,8 +2,8 @@
 
 Each trial is reduced to a `Point` first, so what a figure shows can be checked without pixels:
 a trained trial at its final validation accuracy, a pruned one at the accuracy of the last epoch
-it reached, and a never-trained one (over budget, screened out, invalid) in grey, never at its
-stand-in value.
+it reached, and a never-trained one (over budget, under the floor, screened out, invalid) in grey,
+never at its stand-in value. Accuracies are drawn in percent.
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import PercentFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from sandbox.search.results import is_result, row  # noqa: E402
 
 COMPLETE, PRUNED = "trained to the end", "pruned"
-NEVER_TRAINED = ("over budget", "screened out", "invalid")
+NEVER_TRAINED = ("over budget", "under floor", "screened out", "invalid")
 COLOURS = {COMPLETE: "tab:blue", PRUNED: "tab:orange"}
 GREY = "#9e9e9e"
 SIZE = (9, 6)
@@ -56,6 +57,8 @@ def outcome(trial: FrozenTrial) -> str | None:
     attrs = trial.user_attrs
     if attrs.get("over_budget"):
         return "over budget"
+    if attrs.get("under_floor"):
+        return "under floor"
     if attrs.get("screened_out"):
         return "screened out"
     if "invalid" in attrs:
@@ -227,6 +230,56 @@ def learning_curves(shown: Sequence[Point]) -> Figure:
     return _finish(figure)
 
 
+def by_choice(results: Sequence[FrozenTrial], paths: Sequence[str], names: dict[str, str], top: int = 3) -> Figure:
+    """Validation accuracy against each searched choice, one small panel per choice in network order,
+    four to a row: readable at any number of dimensions, where a parallel-coordinate plot's axes and
+    labels crowd past ten. Every result is a grey dot; the best `top` are coloured and labelled."""
+    if not results or not paths:
+        raise ValueError("no trained candidate to draw")
+    ranked_results = sorted(results, key=lambda t: -t.values[0])
+    columns = min(4, len(paths))
+    rows = -(-len(paths) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.4 * rows + 0.6), squeeze=False,
+                                sharey=True, layout="constrained")  # fmt: skip
+    colours = plt.get_cmap("tab10")
+    for ax, path in zip(axes.flat, paths, strict=False):
+        values = [t.params[path] for t in ranked_results if path in t.params]
+        categorical = any(isinstance(v, str) for v in values) or len(set(values)) <= 6
+        order = sorted(set(values), key=_in_order) if categorical else None
+        for rank, trial in reversed(list(enumerate(ranked_results))):
+            if path not in trial.params:
+                continue
+            value = trial.params[path]
+            x = order.index(value) if order is not None else value
+            best = rank < top
+            ax.scatter([x], [100 * trial.values[0]], s=36 if best else 14, zorder=3 if best else 2,
+                       color=colours(rank) if best else GREY, alpha=1 if best else 0.6)  # fmt: skip
+        if order is not None:
+            ax.set_xticks(range(len(order)), [str(v) for v in order], fontsize=7, rotation=20)
+            ax.set_xlim(-0.5, len(order) - 0.5)
+        ax.set_title(names.get(path, path), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(paths) :]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], marker="o", linestyle="none", color=colours(i), label=f"#{t.number}")
+               for i, t in enumerate(ranked_results[:top])]  # fmt: skip
+    handles.append(Line2D([], [], marker="o", linestyle="none", color=GREY, label="the other results"))
+    figure.legend(handles=handles, loc="outside upper center", ncols=len(handles), fontsize=8)
+    figure.supylabel("validation accuracy", fontsize=9)
+    return figure
+
+
+def _in_order(value: object) -> tuple[bool, float, str]:
+    """Numbers by value, then names by name."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (not number, float(value) if number else 0.0, str(value))  # type: ignore[arg-type]
+
+
 def _finish(figure: Figure) -> Figure:
+    for ax in figure.axes:
+        if "accuracy" in ax.get_ylabel():  # drawn as fractions, read in percent
+            ax.yaxis.set_major_formatter(PercentFormatter(xmax=1, decimals=1))
     figure.tight_layout()
     return figure

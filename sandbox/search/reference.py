@@ -6,8 +6,11 @@ run is a noisy measurement (on the bundled sample two seeds of one network diffe
 `search.reference_seeds: N` trains both networks with N seeds (the search's seed and the next ones;
 the best's trial is its run for the seed and epochs it trained with) and compares the means.
 Validation accuracy is what the search chose by; test accuracy is reported only, never used to
-choose. Each run lives in `RUN_DIR/compare/<network>-seed-<seed>/` and is reused when a finished
-search is rerun with the same recipe, so resuming costs no retraining.
+choose. Every run keeps which images it got right, so the two networks also compare *paired*, on
+the same images (`sandbox.paired`): the difference in points with its 95% interval and McNemar's p,
+on validation and on test, the seeds' pairs pooled. Each run lives in
+`RUN_DIR/compare/<network>-seed-<seed>/` and is reused when a finished search is rerun with the same
+recipe, so resuming costs no retraining.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from optuna.trial import FrozenTrial
 
 from sandbox.errors import SandboxError, SpecError
+from sandbox.paired import Paired, compare, unpack
 from sandbox.space.primitives import primitives
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
 from sandbox.train.config import TrainConfig
@@ -43,6 +48,7 @@ class Measured:
     seeds: tuple[int, ...]
     val: tuple[float, ...]
     test: tuple[float, ...]
+    correct: tuple[Mapping[str, str], ...] = ()  # per seed, {"val": packed, "test": packed} (`sandbox.paired`)
 
 
 def reference_path(reference: str, base: Path) -> Path:
@@ -108,26 +114,39 @@ def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: Comp
     trial_is_first = attrs.get("seed") == wanted.seed and attrs.get("epochs_trained") == wanted.epochs
     done = [runs.train(spec, "best", seed) for seed in (seeds[1:] if trial_is_first else seeds)]
     if trial_is_first:
-        done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs["test_accuracy"]})
-    return Measured(
-        name=f"best (trial {best.number})",
-        flops=int(attrs["flops"]),
-        seeds=tuple(seeds),
-        val=tuple(float(m["val_accuracy"]) for m in done),
-        test=tuple(float(m["test_accuracy"]) for m in done),
-    )
+        recorded = {split: attrs[f"correct_{split}"] for split in ("val", "test") if f"correct_{split}" in attrs}
+        done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs["test_accuracy"], "correct": recorded})
+    return _measured(f"best (trial {best.number})", int(attrs["flops"]), seeds, done)
 
 
 def measure_reference(spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:
     """The reference, trained (or reused) once per seed."""
     done = [runs.train(spec, "reference", seed) for seed in seeds]
+    return _measured("reference", int(done[0]["flops"]), seeds, done)
+
+
+def _measured(name: str, flops: int, seeds: Sequence[int], done: Sequence[Mapping[str, Any]]) -> Measured:
     return Measured(
-        name="reference",
-        flops=int(done[0]["flops"]),
+        name=name,
+        flops=flops,
         seeds=tuple(seeds),
         val=tuple(float(m["val_accuracy"]) for m in done),
         test=tuple(float(m["test_accuracy"]) for m in done),
+        correct=tuple(dict(m.get("correct") or {}) for m in done),
     )
+
+
+def paired(best: Measured, reference: Measured, split: str) -> Paired | None:
+    """Best against reference on `split`'s images, each seed's pair of runs compared image by image and
+    the pairs pooled; None when a run kept no per-image record (one trained before they existed)."""
+    pairs = list(zip(best.correct, reference.correct, strict=False))
+    if len(pairs) != len(best.seeds) or any(split not in a or split not in b for a, b in pairs):
+        return None
+    mine = [unpack(a[split]) for a, _ in pairs]
+    theirs = [unpack(b[split]) for _, b in pairs]
+    if any(len(a) != len(b) for a, b in zip(mine, theirs, strict=True)):
+        return None
+    return compare(np.concatenate(mine), np.concatenate(theirs))
 
 
 def _trained_alike(out_dir: Path, spec: Spec, wanted: TrainConfig) -> bool:
@@ -145,7 +164,10 @@ def write_comparison(best: Measured, reference: Measured, run_dir: Path) -> None
     """Both networks' values per seed, as JSON, for whoever reports the comparison."""
     path = run_dir / COMPARE_DIR / COMPARISON_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"best": asdict(best), "reference": asdict(reference)}, indent=2) + "\n")
+    differences = {split: paired(best, reference, split) for split in ("val", "test")}
+    found = {split: asdict(p) for split, p in differences.items() if p is not None}
+    document = {"best": asdict(best), "reference": asdict(reference), "paired": found}
+    path.write_text(json.dumps(document, indent=2) + "\n")
 
 
 def format_comparison(best: Measured, reference: Measured, path: Path) -> str:
@@ -168,7 +190,20 @@ def format_comparison(best: Measured, reference: Measured, path: Path) -> str:
     )
     if several:
         verdict += f" (means over {len(reference.seeds)} seeds)"
-    return "\n".join([title, *rows, verdict])
+    lines = [title, *rows, verdict]
+    for split, words in (("val", "validation"), ("test", "test")):
+        difference = paired(best, reference, split)
+        if difference is not None:
+            lines.append(f"paired on the same {words} images{' (seeds pooled)' * several}: {paired_text(difference)}")
+    return "\n".join(lines)
+
+
+def paired_text(difference: Paired) -> str:
+    """'+0.61 points (95% interval -0.20 to +1.42), McNemar p 0.14'."""
+    return (
+        f"{difference.difference:+.2f} points (95% interval {difference.low:+.2f} to {difference.high:+.2f}), "
+        f"McNemar p {difference.p_value:.2g}"
+    )
 
 
 def _spread(values: Sequence[float]) -> str:

@@ -1,13 +1,18 @@
 """What a search leaves for people: leaderboard, Pareto front, best spec and weights, summary.
 
-Infeasible trials (over budget or invalid) carry a stand-in value for the samplers' sake; every
-function here reads `is_result` first, so no stand-in is ever shown as a result.
+Infeasible trials (over budget, under the floor or invalid) carry a stand-in value for the samplers'
+sake; every function here reads `is_result` first, so no stand-in is ever shown as a result.
+
+The leaderboard marks the results statistically tied with the best: each trained trial keeps which
+validation images it got right (`correct_val`), so two of them compare paired, by McNemar's exact
+test at `sandbox.paired.LEVEL` (`versus_best`).
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,14 +21,20 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-COLUMNS = ("trial", "state", "val_accuracy", "test_accuracy", "flops", "params", "epochs", "seconds", "note")
+from sandbox.paired import LEVEL, Paired, compare, unpack
+
+COLUMNS = (
+    "trial", "state", "val_accuracy", "test_accuracy", "vs_best", "flops", "params", "epochs", "seconds", "note",
+)  # fmt: skip
+NOT_TRAINED = ("over_budget", "under_floor")  # user attributes of draws never trained for their FLOPs
+TOP_LEVEL = ("input", "normalize", "defaults", "stem", "stages", "head", "aux", "train", "data")  # network order
 
 
 def is_result(trial: FrozenTrial) -> bool:
     """A trained, complete, feasible trial: its value is a real validation accuracy."""
     return (
         trial.state == TrialState.COMPLETE
-        and not trial.user_attrs.get("over_budget")
+        and not any(trial.user_attrs.get(attr) for attr in NOT_TRAINED)
         and "invalid" not in trial.user_attrs
         and "duplicate_of" not in trial.user_attrs  # shown once, under the trial that trained it
     )
@@ -33,6 +44,8 @@ def note(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
     if attrs.get("over_budget"):
         return "over budget"
+    if attrs.get("under_floor"):
+        return "under the FLOP floor"
     if "invalid" in attrs:
         return f"invalid: {attrs['invalid']}"
     if "duplicate_of" in attrs:
@@ -59,9 +72,46 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     return front
 
 
-def row(trial: FrozenTrial) -> dict[str, Any]:
+def choices(trials: Sequence[FrozenTrial]) -> list[str]:
+    """Every searched parameter's YAML path, in network order (stem, stages by index, head, recipe)."""
+    return sorted({name for trial in trials for name in trial.params}, key=_network_position)
+
+
+def _network_position(path: str) -> tuple[Any, ...]:
+    """A sort key: the top-level key's place in a spec, then each index as a number, each key by name."""
+    parts = re.findall(r"[^.\[\]]+", path)
+    top = TOP_LEVEL.index(parts[0]) if parts and parts[0] in TOP_LEVEL else len(TOP_LEVEL)
+    return (top, *((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts[1:]))
+
+
+def versus_best(trials: Sequence[FrozenTrial]) -> dict[int, Paired]:
+    """Each result that kept its per-image record, against the best one, on validation (paired)."""
+    results = [t for t in ranked(trials) if "correct_val" in t.user_attrs]
+    if not results:
+        return {}
+    best = unpack(results[0].user_attrs["correct_val"])
+    compared = {}
+    for trial in results:
+        mine = unpack(trial.user_attrs["correct_val"])
+        if len(mine) == len(best):  # the same split; a study never mixes splits, but be safe
+            compared[trial.number] = compare(mine, best)
+    return compared
+
+
+def tie_text(trial: FrozenTrial, best: FrozenTrial | None, paired: Paired | None) -> str:
+    """How a result stands against the best on validation: 'best', 'tied (p 0.43)', 'worse (p 0.012)'."""
+    if best is not None and trial.number == best.number:
+        return "best"
+    if paired is None:
+        return ""
+    return f"{'tied' if paired.tied else 'worse'} (p {paired.p_value:.2g})"
+
+
+def row(trial: FrozenTrial, vs_best: str = "") -> dict[str, Any]:
+    """A trial as the leaderboard lists it: `seconds` is the time it actually trained (0 for a repeat
+    and a draw never trained), `vs_best` its paired test against the best (`tie_text`)."""
     attrs = trial.user_attrs
-    trained = trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and not attrs.get("over_budget")
+    trained = trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and not any(attrs.get(a) for a in NOT_TRAINED)
     intermediate = trial.intermediate_values
     val = trial.values[0] if is_result(trial) else (intermediate[max(intermediate)] if intermediate else None)
     return {
@@ -69,35 +119,67 @@ def row(trial: FrozenTrial) -> dict[str, Any]:
         "state": trial.state.name,
         "val_accuracy": val,
         "test_accuracy": attrs.get("test_accuracy") if is_result(trial) else None,
+        "vs_best": vs_best,
         "flops": attrs.get("flops"),
         "params": attrs.get("params"),
-        "epochs": attrs.get("epochs_trained", 0) if trained else 0,
-        "seconds": attrs.get("seconds"),
+        "epochs": attrs.get("epochs_trained", 0) if trained and "duplicate_of" not in attrs else 0,
+        "seconds": seconds_trained(trial),
         "note": note(trial),
     }
 
 
-def write_leaderboard(trials: Sequence[FrozenTrial], path: Path) -> None:
-    """All trials as CSV, results first by rank, then the rest by number (atomic write)."""
+def seconds_trained(trial: FrozenTrial) -> float | None:
+    """What the trial spent training: 0 for a repeat and a draw never trained, the time the trial ran
+    for a pruned or failed one (which recorded none)."""
+    attrs = trial.user_attrs
+    if "duplicate_of" in attrs or "invalid" in attrs or any(attrs.get(a) for a in NOT_TRAINED):
+        return 0.0
+    if "seconds" in attrs:
+        return float(attrs["seconds"])
+    return trial.duration.total_seconds() if trial.duration else None
+
+
+def rows(trials: Sequence[FrozenTrial]) -> list[tuple[FrozenTrial, dict[str, Any]]]:
+    """The leaderboard: results by rank, then the rest by number; each row with its choices by YAML path."""
     results = ranked(trials)
     rest = sorted((t for t in trials if not is_result(t)), key=lambda t: t.number)
+    paired = versus_best(trials)
+    best = results[0] if results else None
+    paths = choices(trials)
+    listed = []
+    for trial in [*results, *rest]:
+        columns = row(trial, tie_text(trial, best, paired.get(trial.number)))
+        listed.append((trial, {**columns, **{path: trial.params.get(path) for path in paths}}))
+    return listed
+
+
+def write_leaderboard(trials: Sequence[FrozenTrial], path: Path) -> None:
+    """All trials as CSV, results first by rank, then the rest by number, a column per searched choice
+    (its YAML path) in network order (atomic write)."""
     temp = path.with_suffix(".csv.tmp")
     with temp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *choices(trials)])
         writer.writeheader()
-        writer.writerows(row(t) for t in [*results, *rest])
+        writer.writerows(r for _, r in rows(trials))
     os.replace(temp, path)
 
 
+TIE_RULE = (
+    f"tied: not different from the best at the {LEVEL:.0%} level by McNemar's exact test, paired on the "
+    "validation images each got right"
+)
+
+
 def format_leaderboard(trials: Sequence[FrozenTrial], limit: int = 10) -> str:
-    lines = [f"{'trial':>5} {'val acc':>8} {'test acc':>8} {'MFLOPs':>9} {'params':>10} {'epochs':>6}"]
-    for trial in ranked(trials)[:limit]:
-        r = row(trial)
+    lines = [f"{'trial':>5} {'val acc':>8} {'test acc':>8} {'MFLOPs':>9} {'params':>10} {'epochs':>6}  vs best (val)"]
+    for _, r in rows(ranked(trials))[:limit]:
         lines.append(
-            f"{r['trial']:>5} {r['val_accuracy']:>8.4f} {r['test_accuracy'] or 0:>8.4f} "
-            f"{r['flops'] / 1e6:>9.2f} {r['params']:>10,} {r['epochs']:>6}"
+            f"{r['trial']:>5} {r['val_accuracy']:>8.2%} {r['test_accuracy'] or 0:>8.2%} "
+            f"{r['flops'] / 1e6:>9.2f} {r['params']:>10,} {r['epochs']:>6}  {r['vs_best']}"
         )
-    return "\n".join(lines) if len(lines) > 1 else "(no trained candidate yet)"
+    if len(lines) == 1:
+        return "(no trained candidate yet)"
+    return "\n".join([*lines, TIE_RULE] if any("tied" in line for line in lines[1:]) else lines)
 
 
 def summary(trials: Sequence[FrozenTrial]) -> str:
@@ -108,6 +190,7 @@ def summary(trials: Sequence[FrozenTrial]) -> str:
         f"{len(trials)} trials: {n(is_result)} trained to the end, "
         f"{n(lambda t: t.state == TrialState.PRUNED)} pruned, "
         f"{n(lambda t: bool(t.user_attrs.get('over_budget')))} over budget (never trained), "
+        f"{n(lambda t: bool(t.user_attrs.get('under_floor')))} under the floor (never trained), "
         f"{n(lambda t: 'invalid' in t.user_attrs)} invalid, "
         f"{n(lambda t: 'duplicate_of' in t.user_attrs)} repeats, "
         f"{n(lambda t: t.state == TrialState.FAIL)} failed, "

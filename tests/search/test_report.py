@@ -149,10 +149,10 @@ def test_report_html_holds_the_plots_and_the_leaderboard(tmp_path: Path) -> None
     outcome = write_report(make_study(tmp_path), tmp_path)
     html = (tmp_path / "report.html").read_text()
     drawn = [name for name, why in outcome.items() if not why and name.endswith(".png")]
-    assert {"accuracy_vs_flops.png", "optimization_history.png", "parallel_coordinate.png"} <= set(drawn)
+    assert {"accuracy_vs_flops.png", "optimization_history.png", "choices.png"} <= set(drawn)
     assert html.count("data:image/png;base64,") == len(drawn)
-    assert 'id="trial-7" class="result"' in html and 'id="trial-2" class="grey"' in html
-    assert "<td>s0.m0.b1.out</td><td>stages[0].modules[0].branches[1].out</td>" in html
+    assert 'id="trial-7" class="tied"' in html and 'id="trial-2" class="grey"' in html  # the best, bold
+    assert '<td class="text">s0.m0.b1.out</td><td>stages[0].modules[0].branches[1].out</td>' in html
     for name in drawn:
         assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
 
@@ -185,3 +185,38 @@ def test_nothing_to_report_is_one_line_and_exit_2(tmp_path: Path, cli, make: Any
     result = cli("report", run)
     assert result.code == 2 and says in result.err and len(result.err.strip().splitlines()) == 1
     assert not (run / "report.html").exists()
+
+
+def test_the_page_answers_first_the_pick_against_the_reference_paired(tmp_path: Path) -> None:
+    import numpy as np
+
+    from sandbox.paired import pack
+    from sandbox.search.reference import Measured, write_comparison
+    from sandbox.search.report import record_settings
+
+    study = make_study(tmp_path)
+    record_settings(study, {"sampler": "tpe", "epochs": 3})
+    bits = np.arange(200) < 170
+    better = {"val": pack(bits), "test": pack(bits)}
+    worse = {"val": pack(np.arange(200) < 150), "test": pack(np.arange(200) < 160)}
+    best = Measured("best (trial 7)", 5_000_000, (0,), (0.85,), (0.85,), (better,))
+    write_comparison(best, Measured("reference", 32_800_000, (0,), (0.75,), (0.80,), (worse,)), tmp_path)
+    write_report(study, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert html.index("The answer") < html.index("Settings") < html.index("<img")
+    assert "+10.00 points (+5.84 to +14.16), p 1.9e-06" in html  # 20 of 200 validation images apart
+    assert "+5.00 points (+1.98 to +8.02), p 0.002" in html  # 10 test images
+    assert '<th class="text">sampler</th><td class="text">tpe</td>' in html
+    assert "<h2>Accuracy against FLOPs</h2>" in html and ".png</h2>" not in html
+
+
+def test_importances_are_left_out_below_the_threshold_with_the_count(tmp_path: Path) -> None:
+    outcome = write_report(make_study(tmp_path), tmp_path)
+    assert outcome["param_importances.png"] == "skipped: 2 trials trained to the end; importances need at least 10"
+    assert "skipped: 2 trials" in (tmp_path / "report.html").read_text()
+
+
+def test_accuracy_by_choice_has_a_panel_per_choice_in_network_order(tmp_path: Path) -> None:
+    figure = draw(make_study(tmp_path), "choices.png")
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert titles == ["stem.out", "s0.m0.b1.out", "s0.m0.b1.type"]

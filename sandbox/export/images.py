@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import cast
@@ -15,24 +17,29 @@ from sandbox.errors import SandboxError
 
 # The most converting one image may take. The padding to a square is what grows: a 177-byte 100000x1 PNG
 # becomes a 100000x100000 square, 10 GB. Pillow's own pixel limit (Image.MAX_IMAGE_PIXELS, 89 million)
-# is applied as an error too, rather than as a warning printed in the middle of the output.
+# is applied as an error too, checked against each image's header rather than by turning Pillow's
+# warning into an error: `warnings.catch_warnings` is process-wide, so decoder threads racing through it
+# let some images over the limit pass and refused others at random. The warning itself is silenced
+# once, here, since the check below replaces it.
 MAX_IMAGE_BYTES = 2 * 2**30
 DEEP_MODES = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1}  # mode → white
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tuple[Tensor, bool]:
     """An image file as a (channels, size, size) float tensor in [0, 1], converted as the module
-    docstring says, and whether it was inverted. A file PIL cannot read, or too large to convert within
-    MAX_IMAGE_BYTES (told by its header, before it is decoded), is a SandboxError naming it."""
-    bombs = (Image.DecompressionBombError, Image.DecompressionBombWarning)
+    docstring says, and whether it was inverted. A file PIL cannot read, one that is not a regular
+    file (a FIFO would block the read), one over Pillow's pixel limit, or one too large to convert
+    within MAX_IMAGE_BYTES (told by its header, before it is decoded), is a SandboxError naming it."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as opened:  # lazy: only the header is read yet
-                _check_memory(path, opened.size, channels)
-                image = _eight_bit(path, ImageOps.exif_transpose(opened)).convert("RGBA")
-    except (OSError, UnidentifiedImageError, *bombs, ValueError) as err:
-        strerror = err.strerror if isinstance(err, OSError) else None  # the other two have no strerror
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise SandboxError(f"{path}: not a regular file (a FIFO, device or directory), not read")
+        with Image.open(path) as opened:  # lazy: only the header is read yet
+            _check_pixels(path, opened.size)
+            _check_memory(path, opened.size, channels)
+            image = _eight_bit(path, ImageOps.exif_transpose(opened)).convert("RGBA")
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, ValueError) as err:
+        strerror = err.strerror if isinstance(err, OSError) else None  # the others have no strerror
         reason = "PIL cannot read it as an image" if isinstance(err, UnidentifiedImageError) else strerror or err
         raise SandboxError(f"{path}: not a readable image: {reason}") from err
     flat = Image.new("RGBA", image.size, "white")
@@ -43,6 +50,16 @@ def load_image(path: Path, channels: int, size: int, invert: str = "auto") -> tu
     tensor = pil_to_tensor(square.resize((size, size), Image.Resampling.BILINEAR)).float() / 255
     inverted = channels == 1 and (invert == "always" or (invert == "auto" and _border(tensor).mean().item() > 0.5))
     return (1 - tensor if inverted else tensor), inverted
+
+
+def _check_pixels(path: Path, size: tuple[int, int]) -> None:
+    """Pillow's decompression-bomb limit, as an error for this image alone (see MAX_IMAGE_BYTES)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and size[0] * size[1] > limit:
+        raise SandboxError(
+            f"{path}: {size[0]}x{size[1]} pixels, over Pillow's decompression-bomb limit of {limit:,} "
+            "(PIL.Image.MAX_IMAGE_PIXELS); shrink it first"
+        )
 
 
 def _check_memory(path: Path, size: tuple[int, int], channels: int) -> None:

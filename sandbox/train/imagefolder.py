@@ -14,6 +14,12 @@ the spec's channels (luminance for gray), padded to a square with its border col
 stretched nor cropped) and resized to size x size, antialiased. A file that does not read is
 skipped and counted; a class left with no image is an error naming its folder.
 
+Files are found as `ImageFolder` finds them, in the same order, but links are not trusted: a link
+to a directory is not followed (`a/up -> ..` would repeat the whole tree under class a's label, into
+every split), each real file is counted once however many links or paths lead to it, and dangling
+links and what is not a regular file (a FIFO named x.png would block the decoder) are skipped. Each
+is counted in a note.
+
 The cache file is named by a hash of the root, every image's path, size and mtime, and the
 target channels and size: an added, removed or touched image, or another input size, decodes again.
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -32,7 +39,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import Tensor
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_allowed_extension
 
 from sandbox.errors import SandboxError, describe
 from sandbox.train.datasets import cache_dir
@@ -59,6 +66,65 @@ class Layout:
     top: Path  # the folder holding train's class folders
     splits: dict[str, list[tuple[str, int]]]
     classes: tuple[str, ...]
+    notes: tuple[str, ...] = ()  # what was passed over while finding the files
+
+
+class _Finder:
+    """Image files under class folders, each real file once, without following directory links;
+    what is passed over is kept by kind for the notes."""
+
+    KINDS = {
+        "links": "directory links not followed",
+        "repeats": "repeated files counted once (links or paths to a file already found)",
+        "dangling": "dangling links skipped",
+        "special": "non-regular files skipped (FIFOs, devices, sockets)",
+    }
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[int, int]] = set()  # (device, inode): across every split and class
+        self.passed: dict[str, list[str]] = {kind: [] for kind in self.KINDS}
+
+    def files(self, folder: Path, class_to_index: dict[str, int]) -> list[tuple[str, int]]:
+        """(path, label) as `make_dataset` lists them (classes sorted, then `sorted(os.walk(...))`)."""
+        found = []
+        for name in sorted(class_to_index):
+            top = folder / name
+            if top.is_symlink():
+                self.passed["links"].append(str(top))
+                continue
+            if not top.is_dir():
+                continue
+            for directory, subdirectories, names in sorted(os.walk(top)):  # followlinks=False
+                self.passed["links"] += [
+                    os.path.join(directory, d)
+                    for d in sorted(subdirectories)
+                    if os.path.islink(os.path.join(directory, d))
+                ]
+                for file in sorted(names):
+                    path = os.path.join(directory, file)
+                    if has_file_allowed_extension(path, IMG_EXTENSIONS) and self._once(path):
+                        found.append((path, class_to_index[name]))
+        return found
+
+    def _once(self, path: str) -> bool:
+        try:
+            status = os.stat(path)  # through a file link: the file it names
+        except OSError:
+            self.passed["dangling"].append(path)
+            return False
+        if not stat.S_ISREG(status.st_mode):
+            self.passed["special"].append(path)
+            return False
+        if (status.st_dev, status.st_ino) in self.seen:
+            self.passed["repeats"].append(path)
+            return False
+        self.seen.add((status.st_dev, status.st_ino))
+        return True
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(
+            f"{self.KINDS[kind]}: {len(paths):,} (first: {paths[0]})" for kind, paths in self.passed.items() if paths
+        )
 
 
 def discover(root: Path) -> Layout:
@@ -78,6 +144,7 @@ def discover(root: Path) -> Layout:
             "with optional val/ and test/ beside train/"
         ) from None
     splits = {}
+    finder = _Finder()
     for split in SPLITS if split_root else ("train",):
         folder = root / split if split_root else root
         if not folder.is_dir():
@@ -85,15 +152,17 @@ def discover(root: Path) -> Layout:
         extra = sorted(set(find_classes(folder)[0]) - set(classes)) if split != "train" else []
         if extra:
             raise SandboxError(f"{folder} has class folders that train/ lacks: {', '.join(extra)}")
-        splits[split] = make_dataset(folder, class_to_index, extensions=IMG_EXTENSIONS, allow_empty=True)
+        splits[split] = finder.files(folder, class_to_index)
     found = {label for _, label in splits["train"]}
     empty = [top / name for index, name in enumerate(classes) if index not in found]
     if empty:
+        passed = "; ".join(finder.notes())
         raise SandboxError(
             f"{_paths(empty)}: no image files (expected {', '.join(IMG_EXTENSIONS)})"
             + ("" if len(found) else f"; is {top} the image folder?")
+            + (f"; {passed}" if passed else "")
         )
-    return Layout(root, top, splits, tuple(classes))
+    return Layout(root, top, splits, tuple(classes), finder.notes())
 
 
 def read_folder(root: Path, channels: int, size: int) -> Folder:
@@ -104,12 +173,13 @@ def read_folder(root: Path, channels: int, size: int) -> Folder:
         try:
             cached = torch.load(path, weights_only=True, mmap=True)
             splits = {k: (v[0], v[1]) for k, v in cached["splits"].items()}
-            return Folder(splits, tuple(cached["classes"]), (*cached["notes"], f"read from the cache {path}"))
+            read = (*cached["notes"], *layout.notes, f"read from the cache {path}")
+            return Folder(splits, tuple(cached["classes"]), read)
         except Exception:  # noqa: BLE001 - a truncated or foreign file: decode again and overwrite it
             pass
     began = time.perf_counter()
     folder = _decode_all(layout, channels, size)
-    notes = [*folder.notes, f"decoded in {time.perf_counter() - began:.1f} s"]
+    notes = [*folder.notes, *layout.notes, f"decoded in {time.perf_counter() - began:.1f} s"]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -183,11 +253,11 @@ def _decode(file: str, channels: int, size: int) -> tuple[Tensor, int, bool, boo
     from sandbox.export.images import load_image  # here: sandbox.export imports the trainer's modules
 
     try:
+        image, _ = load_image(Path(file), channels, size, invert="never")  # first: it refuses FIFOs and bombs
         with Image.open(file) as header:  # lazy: only the header is read
             had = 3 if len([b for b in header.getbands() if b not in ("A", "a")]) >= 3 or header.mode == "P" else 1
             width, height = header.size
-        image, _ = load_image(Path(file), channels, size, invert="never")
-    except (SandboxError, OSError, ValueError) as err:
+    except (SandboxError, OSError, ValueError, Image.DecompressionBombError) as err:
         return str(err).removeprefix(f"{file}: ") if isinstance(err, SandboxError) else describe(err)
     return image.mul_(255).round_().to(torch.uint8), had, (width, height) != (size, size), width != height
 

@@ -20,7 +20,8 @@ from sandbox.train.config import DataConfig
 from sandbox.train.data import fetch, load
 from sandbox.train.imagefolder import read_folder
 from sandbox.train.loop import train_run
-from tests.images import write_image_folder
+from tests.deadline import deadline
+from tests.images import png_header, write_image_folder
 from tests.tiny_spec import tiny_spec
 
 CLASSES = {"daisy": 12, "rose": 12, "tulip": 12}
@@ -103,6 +104,53 @@ def test_a_corrupt_image_is_skipped_and_counted(tmp_path: Path) -> None:
     assert len(folder.splits["train"][1]) == 36
     skipped = next(note for note in folder.notes if note.startswith("skipped"))
     assert skipped.startswith(f"skipped 2 unreadable images (first: {root / 'rose' / 'broken.png'}: ")
+
+
+def test_a_link_loop_is_not_followed_and_each_file_counts_once(tmp_path: Path) -> None:
+    """`a/up -> ..` made 24 images 984, gave b's images a's label and put copies in the test split."""
+    root = write_image_folder(tmp_path / "f", {"a": 12, "b": 12})
+    (root / "a" / "up").symlink_to("..")
+    (root / "b" / "again.png").symlink_to(root / "b" / "000.png")  # a second path to one file
+    folder = read_folder(root, 3, 8)
+    images, labels = folder.splits["train"]
+    assert labels.tolist() == [0] * 12 + [1] * 12  # each real file once, with its own class
+    assert f"directory links not followed: 1 (first: {root / 'a' / 'up'})" in folder.notes
+    repeated = "repeated files counted once (links or paths to a file already found)"
+    assert f"{repeated}: 1 (first: {root / 'b' / 'again.png'})" in folder.notes
+    data = load(folder_config(root, val_fraction=0.25, test_fraction=0.25), "cpu", channels=3, size=8)
+    splits = [data.train.images, data.val.images, data.test.images]
+    rows = {tuple(image.flatten().tolist()) for split in splits for image in split}
+    assert sum(len(split) for split in splits) == len(rows) == 24  # no image in two splits
+
+
+def test_dangling_links_and_fifos_named_as_images_are_skipped_and_counted(tmp_path: Path) -> None:
+    root = write_image_folder(tmp_path / "f", CLASSES)
+    (root / "rose" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    os.mkfifo(root / "tulip" / "pipe.png")
+    with deadline(30):  # a FIFO opened for reading waits for a writer forever
+        folder = read_folder(root, 3, 8)
+    assert len(folder.splits["train"][1]) == 36
+    assert f"dangling links skipped: 1 (first: {root / 'rose' / 'gone.png'})" in folder.notes
+    assert (
+        f"non-regular files skipped (FIFOs, devices, sockets): 1 (first: {root / 'tulip' / 'pipe.png'})" in folder.notes
+    )
+
+
+def test_images_over_pillows_limit_are_skipped_in_every_decoder_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over the error limit (2x) Image.open raised outside the try; between the limits the
+    process-wide warnings filter raced across threads, so some passed and some failed."""
+    root = write_image_folder(tmp_path / "f", {"a": 4, "b": 4})
+    for index in range(16):
+        (root / "ab"[index % 2] / f"big{index:02d}.png").write_bytes(
+            png_header(10_000, 10_000 + 10_000 * (index % 3 == 0))
+        )
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)  # the decoder pool's size
+    folder = read_folder(root, 1, 8)
+    assert len(folder.splits["train"][1]) == 8
+    skipped = next(note for note in folder.notes if note.startswith("skipped"))
+    assert skipped.startswith(f"skipped 16 unreadable images (first: {root / 'a' / 'big00.png'}: ")
 
 
 def test_bmp_and_gray_images_are_read_and_converted(tmp_path: Path) -> None:

@@ -117,6 +117,8 @@ def _rungs(search: SearchRun) -> str:
 def run(args: argparse.Namespace) -> int:
     import optuna
 
+    from sandbox.search.progress import resume_command
+    from sandbox.search.report import record_settings, search_settings
     from sandbox.search.storage import fail_dead_local_trials, open_study
     from sandbox.search.workers import run_workers
     from sandbox.spec.overrides import blaming
@@ -126,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         search = prepare(args)
     make_run_dir(search.run_dir)
     study = open_study(search)
+    record_settings(study, search_settings(search, args.spec))
     revived = fail_dead_local_trials(study)
     if revived:
         print(f"resuming: trials {', '.join(map(str, revived))} were cut off by a crash; marked failed, retried")
@@ -150,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         write_report(study, search.run_dir)
         print(f"report: {search.run_dir / 'report.html'}")
     if interrupted:
+        print(f"resume with: {resume_command(args.argv)}")
         return 130
     return 0 if best is not None else nothing_trained(study)
 

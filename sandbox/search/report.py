@@ -31,6 +31,7 @@ from optuna.visualization import matplotlib as optuna_plots
 from sandbox.search import plots
 from sandbox.search.html import Figures, page
 from sandbox.search.results import choices, is_result, pareto_front, ranked, summary
+from sandbox.search.run import SearchRun
 from sandbox.search.storage import BUDGET_ATTR, STUDY_ATTR
 
 REPORT_FILE = "report.html"
@@ -180,6 +181,25 @@ def record_settings(study: optuna.Study, settings: dict[str, Any]) -> None:
         study.set_user_attr(SETTINGS_ATTR, settings)
 
 
+def search_settings(search: SearchRun, spec: str) -> dict[str, Any]:
+    """What the report lists of a search run's settings (`record_settings` keeps them in the study)."""
+    config = search.config
+    recipe = search.recipe()
+    return {
+        "spec": spec,
+        "budget": f"{config.budget / 1e6:.2f} MFLOPs" if config.budget else "none",
+        "sampler": config.sampler,
+        "pruner": config.pruner,
+        "trials": config.trials,
+        "epochs": recipe["epochs"],
+        "seed": config.seed,
+        "data": recipe["data"],
+        "device": search.device,
+        "workers": config.workers,
+        "threads per worker": search.threads or "each worker's share of the cores",
+    }
+
+
 def settings_of(study: optuna.Study) -> dict[str, Any]:
     """The search's settings as the report lists them: what the last run recorded, the wall time its
     trials took (first start to last end), the trials' device and threads."""
@@ -195,7 +215,7 @@ def settings_of(study: optuna.Study) -> dict[str, Any]:
     if starts and ends:
         minutes = (max(ends) - min(starts)).total_seconds() / 60
         shown["wall time"] = f"{minutes:.1f} min (the first trial's start to the last one's end)"
-    shown["trials"] = summary(trials)
+    shown["outcome"] = summary(trials)
     return shown
 
 

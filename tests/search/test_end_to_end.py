@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shlex
 import shutil
 import signal
 import statistics
@@ -430,6 +431,7 @@ def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Pat
         process.kill()
     assert process.returncode == 130
     assert "interrupted" in stdout and "trials:" in stdout
+    assert f"resume with: python -m sandbox {shlex.join(command[3:])}\n" in stdout  # the same command resumes
     states = [t.state for t in load(out).trials]
     assert TrialState.RUNNING not in states and TrialState.FAIL in states
     assert (out / "leaderboard.csv").is_file()

@@ -1,12 +1,14 @@
 """What a search run is: the study's inputs, shared by the parent and every worker process.
 
-A study holds the trials of one search: one network space trained with one recipe. `network()` and
-`recipe()` are what the study stores of them when it is created, so a rerun or a joining process
-that would mix other networks or another recipe into it is refused (`sandbox.search.storage`).
+A study holds the trials of one search: one network space trained with one recipe. `network()`,
+`recipe()` and `plugin_code()` are what the study stores of them when it is created, so a rerun or
+a joining process that would mix other networks, another recipe or edited plugin code into it is
+refused (`sandbox.search.storage`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from sandbox.errors import SandboxError
 from sandbox.search.config import SearchConfig
 from sandbox.space.primitives import NOT_SEARCHED
 from sandbox.train.config import TrainConfig
@@ -62,3 +65,17 @@ class SearchRun:
         train.pop("seed", None)
         data = {key: value for key, value in (self.space.get("data") or {}).items() if key != "root"}
         return {"train": train, "data": data, "epochs": epochs, "seed": self.config.seed}
+
+    def plugin_code(self) -> dict[str, str]:
+        """A hash of each plugin file's content, by the name the spec gives it (a `--plugin` file by its
+        file name, so that machines with other paths can join): a plugin whose code changed builds
+        other networks under the same parameters, so its old trials' accuracies no longer answer."""
+        files = {str(spelled): self.base / spelled for spelled in self.space.get("plugins") or []}
+        files.update({path.name: path for path in self.plugin_files})
+        hashes = {}
+        for name, path in files.items():
+            try:
+                hashes[name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+            except OSError as err:
+                raise SandboxError(f"cannot read the plugin file {path}: {err.strerror or err}") from err
+        return hashes

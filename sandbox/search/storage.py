@@ -1,12 +1,13 @@
 """The study's storage: opened safely by concurrent creators, and a study resumed only when it is this search's.
 
 A study stores, in its user attribute `search`, what makes its trials comparable: the layout
-version (`LAYOUT`), the objective, the space's dimensions, the rest of the network, and the recipe
-(`train:`, `data:`, epochs and seed; `SearchRun.recipe`). A rerun, or a process joining from another
-machine, must match all of them, or it exits 2 naming what changed and how to start a new study
-(another `--out`; with a shared `--storage`, another `name:` as well). It never mixes them into the
-study: a repeated candidate would be answered with a result trained another way, and the pruner
-and the sampler would compare trials that are not comparable.
+version (`LAYOUT`), the objective, the space's dimensions, the rest of the network, the recipe
+(`train:`, `data:`, epochs and seed; `SearchRun.recipe`) and a hash of each plugin file's code
+(`SearchRun.plugin_code`; a study stored before these were kept is not checked for them). A rerun,
+or a process joining from another machine, must match all of them, or it exits 2 naming what
+changed and how to start a new study (another `--out`; with a shared `--storage`, another `name:`
+as well). It never mixes them into the study: a repeated candidate would be answered with a result
+trained another way, and the pruner and the sampler would compare trials that are not comparable.
 
 Nothing a search left is overwritten by a new study: a run directory holding results (trials/,
 best/, best.yaml, leaderboard.csv) whose storage lacks the study (study.db empty or deleted, the
@@ -206,13 +207,14 @@ def expected_attrs(run: SearchRun) -> dict[str, Any]:
         "space": signature(run.space),
         "network": run.network(),
         "recipe": run.recipe(),
+        "plugins": run.plugin_code(),
     }
     return json.loads(json.dumps(attrs, default=str))
 
 
 def check_same_search(stored: dict[str, Any], expected: dict[str, Any], run: SearchRun) -> None:
     """Exit 2 (SpecError or SandboxError) unless the stored study is this search: layout, objective,
-    each dimension, the network and the recipe, in that order, the first change named."""
+    each dimension, the network, the recipe and the plugins' code, in that order, the first change named."""
     attrs = stored.get(STUDY_ATTR)
     where = f"study {run.name!r} in {_where(run)}"
     if not isinstance(attrs, dict) or attrs.get("layout") != LAYOUT:
@@ -235,6 +237,19 @@ def check_same_search(stored: dict[str, Any], expected: dict[str, Any], run: Sea
                 _LABELS.get(path, path),
                 f"{what} changed since {where} was created ({_show(old)}, now {_show(new)}), and its trials "
                 f"hold the old value: resume with it, or {_new_study(run)}",
+            )
+    if "plugins" in attrs:
+        _check_same_plugins(attrs["plugins"], expected["plugins"], where, run)
+
+
+def _check_same_plugins(old: dict[str, str], new: dict[str, str], where: str, run: SearchRun) -> None:
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) != new.get(name):
+            change = "was added" if name not in old else "was removed" if name not in new else "changed"
+            raise SpecError(
+                "plugins",
+                f"the plugin file {name} {change} since {where} was created, and its trials were trained with "
+                f"the code it had then: restore that code to resume, or {_new_study(run)}",
             )
 
 

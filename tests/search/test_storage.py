@@ -42,6 +42,44 @@ def test_a_rerun_trained_another_way_is_refused_naming_the_change(tmp_path: Path
     assert "changed since study 'tiny'" in str(err.value) and "start a new study with another --out" in str(err.value)
 
 
+PLUGIN = """
+from torch import nn
+from sandbox import register_branch
+
+
+@register_branch("wide")
+def wide(in_channels: int, out: int) -> nn.Module:
+    return nn.Conv2d(in_channels, out * {factor}, 1)
+"""
+
+
+@pytest.mark.parametrize("given", ["spec", "flag"])
+def test_an_edited_plugin_file_is_refused_naming_it(tmp_path: Path, given: str) -> None:
+    """Same name and parameters, 16x the width: its old trials' accuracies are not this code's."""
+    plugin = tmp_path / "wide.py"
+    plugin.write_text(PLUGIN.format(factor=1))
+    space = {**tiny_space(), "plugins": ["wide.py"]} if given == "spec" else tiny_space()
+    files = (plugin,) if given == "flag" else ()
+    open_study(replace(make_run(tmp_path, space), plugin_files=files))
+    open_study(replace(make_run(tmp_path, space), plugin_files=files))  # unchanged: resumes
+    plugin.write_text(PLUGIN.format(factor=16))
+    with pytest.raises(SpecError) as err:
+        open_study(replace(make_run(tmp_path, space), plugin_files=files))
+    assert str(err.value) == (
+        "plugins: the plugin file wide.py changed since study 'tiny' in "
+        f"{tmp_path} was created, and its trials were trained with the code it had then: restore that code to "
+        "resume, or start a new study with another --out"
+    )
+
+
+def test_a_study_stored_before_plugin_hashes_still_resumes(tmp_path: Path) -> None:
+    study = open_study(make_run(tmp_path))
+    attrs = dict(study.user_attrs[STUDY_ATTR])
+    del attrs["plugins"]
+    study.set_user_attr(STUDY_ATTR, attrs)
+    assert open_study(make_run(tmp_path))._study_id == study._study_id
+
+
 def test_the_same_recipe_spelled_by_flag_or_by_spec_is_the_same(tmp_path: Path) -> None:
     first = open_study(make_run(tmp_path))  # train.epochs: 1
     again = open_study(make_run(tmp_path, epochs=1))  # --epochs 1: no change

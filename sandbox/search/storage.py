@@ -32,7 +32,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.search.ceiling import SharedStudy
+from sandbox.search.ceiling import SharedStudy, creation_lock
 from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
 from sandbox.search.sampler import FirstTrialSeeded
 from sandbox.space.primitives import primitives, signature
@@ -305,23 +305,31 @@ def _new_study(run: SearchRun) -> str:
     return f"start a new study with another --out and a spec whose name: is not {run.name!r}"
 
 
-def fail_dead_local_trials(study: optuna.Study) -> list[int]:
-    """Fail RUNNING trials whose worker process on this machine no longer exists.
+def fail_dead_local_trials(study: SharedStudy) -> list[int]:
+    """Fail RUNNING trials whose worker process on this machine no longer exists, and retry each once.
 
     Optuna's heartbeat fails stale trials only once their grace period has passed; a trial whose
     local worker was killed is known dead at once, so a rerun right after a crash leaves none
-    RUNNING. Those of workers on other machines are left to the heartbeat.
+    RUNNING. Those of workers on other machines are left to the heartbeat. It runs under the lock
+    that creating a trial takes (`sandbox.search.ceiling.creation_lock`): two reruns at once would
+    otherwise both fail one trial (the second with UpdateFinishedTrialError) and both retry it,
+    overshooting --trials. A trial that Optuna's heartbeat failed meanwhile is left to its retry.
     """
     failed = []
     retry = retry_callback()
     host = socket.gethostname()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
-        if worker_host == host and pid.isdigit() and not _alive(int(pid)):
-            study._storage.set_trial_user_attr(trial._trial_id, "error", f"worker {pid} died mid-trial")
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            retry(study, study._storage.get_trial(trial._trial_id))
-            failed.append(trial.number)
+    storage = study._storage
+    with creation_lock(study._rdb, study._study_id):  # the RDB storage under Optuna's cache: its URL names the lock
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+            if worker_host == host and pid.isdigit() and not _alive(int(pid)):
+                try:
+                    storage.set_trial_user_attr(trial._trial_id, "error", f"worker {pid} died mid-trial")
+                    storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    continue  # the heartbeat of a process outside this lock failed it first
+                retry(study, storage.get_trial(trial._trial_id))
+                failed.append(trial.number)
     return failed
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -10,8 +13,9 @@ import optuna
 import pytest
 import yaml
 
+import sandbox.search.storage
 from sandbox.errors import SandboxError, SpecError
-from sandbox.search.storage import STUDY_ATTR, first_difference, open_storage, open_study
+from sandbox.search.storage import STUDY_ATTR, fail_dead_local_trials, first_difference, open_storage, open_study
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 from tests.search.test_objective import changed_network, changed_recipe, make_run
@@ -210,3 +214,37 @@ def test_differences_are_named_by_yaml_path() -> None:
     assert first_difference(old, {"train": {"lr": 0.1}, "stages": [{"out": 8}]})[:2] == ("stages[1]", {"out": 16})
     assert first_difference(old, {"train": {}, "stages": old["stages"]})[0] == "train.lr"
     assert first_difference({"x": float("nan")}, {"x": float("nan")}) is None
+
+
+def test_two_reruns_at_once_fail_and_retry_a_dead_trial_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both reruns saw the dead trial RUNNING: one died with UpdateFinishedTrialError, the trial was retried
+    twice and the study ended over --trials. Each waits at a barrier once it judged the worker dead, so that
+    without a shared lock both judge it before either fails it."""
+    run = make_run(tmp_path)
+    study = open_study(run)
+    trial = study.ask()
+    trial.set_user_attr("worker", f"{socket.gethostname()}:999999999")  # no such process
+    barrier = threading.Barrier(2)
+
+    def judged_dead(pid: int) -> bool:
+        with contextlib.suppress(threading.BrokenBarrierError):  # under the lock the other never arrives
+            barrier.wait(timeout=2)
+        return False
+
+    monkeypatch.setattr(sandbox.search.storage, "_alive", judged_dead)
+    outcomes: list[object] = []
+
+    def rerun() -> None:
+        try:
+            outcomes.append(fail_dead_local_trials(open_study(run)))
+        except Exception as err:  # noqa: BLE001 - the race's failure, kept for the assertion
+            outcomes.append(err)
+
+    threads = [threading.Thread(target=rerun) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes in ([[0], []], [[], [0]])  # one rerun failed and retried trial 0, the other found it done
+    states = [t.state for t in optuna.load_study(study_name="tiny", storage=run.storage_url).trials]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.WAITING]

@@ -22,6 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", help="a spec YAML file whose values may be search primitives")
     parser.add_argument("--trials", type=int, help="most trials the study holds, all processes counted (default: spec)")
     parser.add_argument("--budget", help="FLOP budget per image, e.g. 50M (default: spec's search.budget)")
+    parser.add_argument(
+        "--floor", help="train no candidate under this many FLOPs, e.g. 12M or 0.75 of the budget (default: spec's)"
+    )
     parser.add_argument("--epochs", type=int, help="training epochs per candidate (default: spec's train.epochs)")
     parser.add_argument("--data-dir", type=Path, help="where the Fashion-MNIST files are")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
@@ -54,7 +57,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.search.config import search_config
     from sandbox.search.reference import reference_path
     from sandbox.search.run import SearchRun
-    from sandbox.space.bounds import no_valid_candidate, smallest_flops
+    from sandbox.space.bounds import largest_flops, no_valid_candidate, smallest_flops
     from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
     from sandbox.spec.overrides import apply_overrides
@@ -69,6 +72,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     config = search_config(space.get("search") or {}).with_overrides(
         trials=args.trials,
         budget=args.budget,
+        floor=_floor_flag(args.floor),
         epochs=args.epochs,
         workers=args.workers,
         seed=args.seed,
@@ -92,6 +96,16 @@ def prepare(args: argparse.Namespace) -> SearchRun:
             f"no candidate fits {config.budget / 1e6:.2f} MFLOPs: the smallest this space allows is "
             f"{smallest / 1e6:.2f} MFLOPs ({smallest:,} FLOPs)",
         )
+    config.check_band("--floor" if args.floor is not None else "search.budget.floor")
+    floor = config.floor_flops
+    if floor is not None:
+        largest = largest_flops(space, base)
+        if largest is not None and largest < floor:
+            raise SpecError(
+                "--floor" if args.floor is not None else "search.budget.floor",
+                f"no candidate reaches {floor / 1e6:.2f} MFLOPs: the largest this space allows is "
+                f"{largest / 1e6:.2f} MFLOPs",
+            )
     if config.reference is None and args.reference_seeds is not None:
         raise SpecError("--reference-seeds", "needs search.reference in the spec, the network to compare with")
     reference = reference_path(config.reference, base) if config.reference is not None else None
@@ -106,6 +120,14 @@ def prepare(args: argparse.Namespace) -> SearchRun:
             "search.first_rung", f"{config.first_rung} leaves no rung before the last of {epochs} epochs per trial"
         )
     return search
+
+
+def _floor_flag(value: str | None) -> str | float | None:
+    """`--floor 0.75` is a fraction of the budget, as `floor: 0.75` in the spec; anything else a FLOP count."""
+    try:
+        return float(value) if value is not None and 0 < float(value) < 1 else value
+    except ValueError:
+        return value
 
 
 def _rungs(search: SearchRun) -> str:
@@ -137,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         f"study {search.name!r} in {search.storage_url}: {done} trials stored, target {search.config.trials}; "
         f"sampler {search.config.sampler}, pruner {search.config.pruner}{_rungs(search)}, "
         f"budget {search.config.budget / 1e6 if search.config.budget else float('inf'):.2f} MFLOPs"
+        + (f", floor {search.config.floor_flops / 1e6:.2f} MFLOPs" if search.config.floor_flops else "")
     )
     interrupted = False
     try:

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     dimensions = primitives(raw)
     if dimensions:
         config = search_config(raw.get("search") or {}).with_overrides(budget=args.budget)
-        bounds = space_flops(raw, Path(args.spec).resolve().parent, config.budget)
+        bounds = space_flops(raw, Path(args.spec).resolve().parent, config.budget, floor=config.floor_flops)
         if args.json:
             print(json.dumps({"dimensions": {d.path: d.describe() for d in dimensions}, **vars(bounds)}, indent=2))
             return 0
@@ -47,6 +47,12 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"budget {config.budget / 1e6:,.2f} MFLOPs: {bounds.within_budget:.0%} of "
                 f"{bounds.samples} random candidates fit"
+            )
+        if bounds.within_band is not None:
+            assert config.floor_flops is not None
+            print(
+                f"band {config.floor_flops / 1e6:,.2f}-{(config.budget or 0) / 1e6:,.2f} MFLOPs (floor to budget): "
+                f"{bounds.within_band:.0%} of {bounds.samples} random candidates fall in it"
             )
         print(FLOPS_CONVENTION)
         return 0

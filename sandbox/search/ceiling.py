@@ -1,5 +1,10 @@
 """`--trials` as a ceiling that every process on a study respects, and retries that are picked up.
 
+`--trials N` trains N networks: a draw outside the FLOP band, an invalid one and a repeat of a
+trained candidate cost no training and take no place (`FREE_DRAWS`). So that a band holding few or
+no candidates cannot make a search draw for ever, a study holds at most `DRAWS_PER_TRIAL` draws per
+place; past that it ends with `DrawsExhausted`, one line saying why.
+
 Optuna's MaxTrialsCallback counts finished trials only, so N processes sharing a study each start
 one more trial when the target is near and end at `[8/6]`. Here a trial counts from the moment it
 is created: finished, running, or waiting (a retry that Optuna's heartbeat or a rerun after a crash
@@ -26,8 +31,21 @@ from sandbox.search.run import FINISHED
 _ADVISORY_LOCK = 0x5A4E  # PostgreSQL advisory locks are keyed by two integers: this one and the study's id
 
 
+FREE_DRAWS = ("over_budget", "under_floor", "invalid", "duplicate_of")  # user attrs of draws that trained nothing
+DRAWS_PER_TRIAL = 50
+
+
 class CeilingReached(Exception):
     """No new trial may start: `--trials` of them count already and none is waiting."""
+
+
+class DrawsExhausted(CeilingReached):
+    """The study drew `DRAWS_PER_TRIAL` times its places and still has places to fill."""
+
+
+def is_free_draw(trial: FrozenTrial) -> bool:
+    """A trial that trained nothing: outside the band, invalid, or a repeat answered from an earlier one."""
+    return any(key in trial.user_attrs for key in FREE_DRAWS)
 
 
 def retried(trials: Sequence[FrozenTrial]) -> set[int]:
@@ -36,9 +54,9 @@ def retried(trials: Sequence[FrozenTrial]) -> set[int]:
 
 
 def counted(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The trials that take a place under `--trials`: all but the failed ones that were retried."""
+    """The trials that take a place under `--trials`: all but free draws and failed ones that were retried."""
     superseded = retried(trials)
-    return [trial for trial in trials if trial.number not in superseded]
+    return [trial for trial in trials if trial.number not in superseded and not is_free_draw(trial)]
 
 
 def finished(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -52,7 +70,7 @@ class SharedStudy(optuna.Study):
     def __init__(
         self,
         study_name: str,
-        storage: RDBStorage,
+        storage: optuna.storages.BaseStorage,
         sampler: optuna.samplers.BaseSampler,
         pruner: optuna.pruners.BasePruner,
         ceiling: int | None = None,
@@ -67,15 +85,26 @@ class SharedStudy(optuna.Study):
         with creation_lock(self._rdb, self._study_id):
             trials = self.get_trials(deepcopy=False)
             waiting = any(trial.state == TrialState.WAITING for trial in trials)
-            if not waiting and len(counted(trials)) >= self.ceiling:
+            places = len(counted(trials))
+            if not waiting and places >= self.ceiling:
                 raise CeilingReached(f"{self.ceiling} trials are stored, running or waiting")
+            if not waiting and len(trials) >= DRAWS_PER_TRIAL * self.ceiling:
+                raise DrawsExhausted(
+                    f"stopped after {len(trials):,} draws with {places} of {self.ceiling} candidates trained: "
+                    "almost every draw falls outside the FLOP band, is invalid or repeats a trained candidate "
+                    "(widen search.budget or lower its floor)"
+                )
             return super().ask(fixed_distributions)  # takes a waiting trial first
 
 
 @contextlib.contextmanager
-def creation_lock(storage: RDBStorage, study_id: int) -> Iterator[None]:
+def creation_lock(storage: optuna.storages.BaseStorage, study_id: int) -> Iterator[None]:
     """Held while a process counts the study's trials and creates one: shared by every process on
-    the storage, so the count it checks is still true when its trial is created."""
+    the storage, so the count it checks is still true when its trial is created. An in-memory storage
+    (a benchmark's) belongs to one process and needs none."""
+    if not isinstance(storage, RDBStorage):
+        yield
+        return
     url = storage.engine.url
     if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
         with _file_lock(Path(f"{url.database}.lock")):

@@ -44,8 +44,15 @@ def _budget(value: Any, path: str) -> int:
     """A FLOP count, or `{flops: COUNT}`."""
     if isinstance(value, Mapping):
         if set(value) != {"flops"}:
-            raise SpecError(path, "expected a FLOP count or {flops: COUNT}")
+            raise SpecError(path, "expected a FLOP count or {flops: COUNT, floor: COUNT}")
         value = value["flops"]
+    return parse_flops(value, path)
+
+
+def _floor(value: Any, path: str) -> int | float:
+    """A FLOP count (`12M`), or a fraction of the budget strictly between 0 and 1 (`0.75`)."""
+    if isinstance(value, float) and 0 < value < 1:
+        return value
     return parse_flops(value, path)
 
 
@@ -65,6 +72,9 @@ def _spec_file(value: Any, path: str) -> str:
 @dataclass(frozen=True)
 class SearchConfig:
     budget: Annotated[int, Parse(_budget)] | None = None  # forward FLOPs per image; None = no budget
+    # `budget: {flops: 16M, floor: 12M}`: candidates under the floor are never trained either, as
+    # over-budget ones are not; a float in (0, 1) is a fraction of the budget
+    floor: Annotated[int | float, Parse(_floor)] | None = None
     trials: Count = 20
     sampler: Literal["tpe", "nsga2", "gp", "random"] = "tpe"
     pruner: Literal["median", "asha", "hyperband", "none"] = "median"
@@ -83,6 +93,29 @@ class SearchConfig:
     population: Count = 8  # NSGA-II generation size: small, so a short study sees several generations
     reference: Annotated[str, Parse(_spec_file)] | None = None  # a spec the best is compared with, trained alike
     reference_seeds: Count = 1  # seeds both networks train with for that comparison
+
+    @property
+    def floor_flops(self) -> int | None:
+        """The floor in FLOPs (a fraction resolved against the budget); None without one."""
+        if self.floor is None or self.budget is None:
+            return None
+        return round(self.floor * self.budget) if isinstance(self.floor, float) else self.floor
+
+    def check_band(self, floor_key: str = "search.budget.floor") -> None:
+        """A floor needs a budget above it (checked after CLI overrides, which may change either)."""
+        if self.floor is None:
+            return
+        if self.budget is None:
+            raise SpecError(floor_key, "a floor needs a budget above it (search.budget: {flops: ..., floor: ...})")
+        floor = self.floor_flops
+        assert floor is not None
+        if floor >= self.budget:
+            raise SpecError(
+                floor_key, f"{floor / 1e6:.2f} MFLOPs is not below the budget of {self.budget / 1e6:.2f} MFLOPs"
+            )
+
+    def in_band(self, flops: int) -> bool:
+        return (self.budget is None or flops <= self.budget) and flops >= (self.floor_flops or 0)
 
     @property
     def multi_objective(self) -> bool:
@@ -160,7 +193,16 @@ class SearchConfig:
 
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
     """A spec's `search:` mapping checked, naming the offending key."""
+    budget = section.get("budget") if isinstance(section, Mapping) else None
+    if isinstance(budget, Mapping) and "floor" in budget:  # the floor is spelled inside the budget
+        if "floor" in section:
+            raise SpecError("search.floor", "unknown key (a floor goes inside search.budget: {flops: ..., floor: ...})")
+        floor = _floor(budget["floor"], "search.budget.floor")
+        section = {**section, "budget": {k: v for k, v in budget.items() if k != "floor"}, "floor": floor}
+    elif isinstance(section, Mapping) and "floor" in section:
+        raise SpecError("search.floor", "unknown key (a floor goes inside search.budget: {flops: ..., floor: ...})")
     config = parse_section(SearchConfig, section, "search")
+    config.check_band()
     if config.rung_schedule == "complete" and (config.pruner != "asha" or config.multi_objective):
         raise SpecError("search.rung_schedule", "complete needs pruner: asha and one objective")
     if "reference_seeds" in section and config.reference is None:

@@ -4,11 +4,13 @@ Everything durable lives in the study's storage (SQLite in the run directory by 
 Optuna storage URL otherwise): trials, their concrete specs and FLOPs, and the space's fingerprint,
 so a rerun resumes, workers on other machines join, and a changed space is refused.
 
-Over-budget candidates: their FLOPs are counted before training, they are never trained, and
-they end COMPLETE with a pessimistic stand-in value (accuracy 0) plus a violated constraint
-(`trial.set_constraint`). COMPLETE because GP and NSGA-II learn only from complete trials; the
-constraint makes every sampler treat them as infeasible and `study.best_trial(s)` skip them; the
-`over_budget` attribute keeps the stand-in out of every leaderboard, plot and summary.
+Candidates outside the band (over the budget, or under `search.budget.floor`): their FLOPs are
+counted before training, they are never trained, and they end COMPLETE with a pessimistic stand-in
+value (accuracy 0) plus a violated constraint (the FLOPs outside the band). COMPLETE because GP and
+NSGA-II learn only from complete trials; the constraint makes every sampler treat them as infeasible
+and `study.best_trial(s)` skip them; the `over_budget` / `under_floor` attribute keeps the stand-in
+out of every leaderboard, plot and summary. Such draws, invalid ones and repeats cost no training
+and do not count towards `--trials` (`sandbox.search.ceiling`).
 
 A repeated candidate (samplers do propose one again) is answered with the earlier trial's result
 only when that trial trained the very same network with the same recipe: the same concrete spec
@@ -36,6 +38,10 @@ from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
 from sandbox.spec.schema import Spec
 from sandbox.train.device import is_device_lost
+
+# libyaml's emitter where PyYAML was built with it: every draw's spec is stored, and the pure-Python
+# emitter took half of a draw's time (out-of-band draws included); both write the same YAML.
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def suggest_with(trial: Trial) -> Callable[[Primitive], Any]:
@@ -89,7 +95,7 @@ class Objective:
     def _evaluate(self, trial: Trial) -> float | tuple[float, float]:
         run, config = self.run, self.run.config
         raw = concrete_spec(run, trial)
-        trial.set_user_attr("spec", yaml.safe_dump(raw, sort_keys=False))
+        trial.set_user_attr("spec", yaml.dump(raw, Dumper=SAFE_DUMPER, sort_keys=False))
         try:
             spec = validate(raw, base=run.base)
             counts = count(spec)
@@ -100,9 +106,14 @@ class Objective:
         trial.set_user_attr("flops", counts.flops)
         trial.set_user_attr("params", counts.params)
         over = counts.flops - config.budget if config.budget else -1
-        set_budget_constraint(trial, float(over))
+        floor = config.floor_flops
+        under = floor - counts.flops if floor is not None else -1
+        set_budget_constraint(trial, float(max(over, under)))
         if over > 0:
             trial.set_user_attr("over_budget", True)
+            return self._stand_in(counts.flops)
+        if under > 0:
+            trial.set_user_attr("under_floor", True)
             return self._stand_in(counts.flops)
         earlier = self._same_candidate(trial, raw, self._epochs(spec))
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result

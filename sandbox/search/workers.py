@@ -22,7 +22,7 @@ from multiprocessing.process import BaseProcess
 import optuna
 import torch
 
-from sandbox.search.ceiling import CeilingReached
+from sandbox.search.ceiling import CeilingReached, DrawsExhausted
 from sandbox.search.objective import Objective
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study, retry_callback
@@ -70,12 +70,16 @@ def run_worker(run: SearchRun, worker: int = 0) -> bool:
     set_cpu_threads(run.threads, run.config.workers)
     study = open_study(run, ceiling=run.config.trials)
     device_watch = StopOnLostDevice()
-    with contextlib.suppress(CeilingReached):  # raised by `ask`, before any trial is created
+    try:  # `ask` raises these before any trial is created
         study.optimize(
             Objective(run, device),
             catch=(Exception,),
             callbacks=[TrialPrinter(run, worker if run.config.workers > 1 else None), device_watch],
         )
+    except DrawsExhausted as err:
+        print(f"search: {err}", file=sys.stderr, flush=True)
+    except CeilingReached:
+        pass
     return not device_watch.lost
 
 

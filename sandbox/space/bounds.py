@@ -28,6 +28,7 @@ class SpaceFlops:
     largest: int
     samples: int
     within_budget: float | None  # share of random samples under the budget; None without a budget
+    within_band: float | None = None  # share of random samples in [floor, budget]; None without a floor
 
 
 def candidate_flops(raw: Mapping[str, Any], base: Path) -> int | None:
@@ -99,13 +100,21 @@ def smallest_flops(space: Mapping[str, Any], base: Path) -> int | None:
     return _extreme(space, base, 1)
 
 
-def space_flops(space: Mapping[str, Any], base: Path, budget: int | None, samples: int = 64) -> SpaceFlops:
+def largest_flops(space: Mapping[str, Any], base: Path) -> int | None:
+    """The FLOPs of the largest valid candidate coordinate ascent finds (None: none valid)."""
+    return _extreme(space, base, -1)
+
+
+def space_flops(
+    space: Mapping[str, Any], base: Path, budget: int | None, samples: int = 64, floor: int | None = None
+) -> SpaceFlops:
     smallest = smallest_flops(space, base)
-    largest = _extreme(space, base, -1)
+    largest = largest_flops(space, base)
     rng = random.Random(0)
     counted = [candidate_flops(sample(space, random_suggest(rng)), base) for _ in range(samples)]
     valid = [f for f in counted if f is not None]
     if smallest is None or not valid:
         raise no_valid_candidate(space, base)
     within = None if budget is None else sum(f <= budget for f in valid) / len(valid)
-    return SpaceFlops(min(smallest, *valid), max(largest or 0, *valid), len(valid), within)
+    band = None if floor is None else sum(floor <= f <= (budget or f) for f in valid) / len(valid)
+    return SpaceFlops(min(smallest, *valid), max(largest or 0, *valid), len(valid), within, band)

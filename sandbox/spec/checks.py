@@ -10,6 +10,7 @@ or infinity.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 import types
@@ -53,11 +54,17 @@ def within(low: float, high: float, *, low_open: bool = False) -> Check:
     )
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A section's field annotations, resolved once: resolving them is most of the cost of a check."""
+    return typing.get_type_hints(cls, include_extras=True)
+
+
 def parse_section(cls: type[T], raw: Any, path: str) -> T:
     """A dataclass from a spec mapping: every key a field, every value checked against its field's
     annotation; unset fields keep their defaults."""
     section = mapping(raw, path)
-    hints = typing.get_type_hints(cls, include_extras=True)
+    hints = _hints(cls)
     allowed = [field.name for field in fields(cls)]  # type: ignore[arg-type]
     for key in section:
         if key not in allowed:
@@ -67,7 +74,7 @@ def parse_section(cls: type[T], raw: Any, path: str) -> T:
 
 def replace_checked(config: T, values: Mapping[str, Any], path_of: Callable[[str], str]) -> T:
     """`config` with `values` (None: not given) put over it, each checked like the spec's at `path_of(key)`."""
-    hints = typing.get_type_hints(type(config), include_extras=True)
+    hints = _hints(type(config))
     given = {key: check_type(value, hints[key], path_of(key)) for key, value in values.items() if value is not None}
     return dataclasses.replace(config, **given)  # type: ignore[type-var]
 

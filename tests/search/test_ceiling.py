@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
-from sandbox.search.ceiling import CeilingReached, counted, finished
+from sandbox.search.ceiling import DRAWS_PER_TRIAL, CeilingReached, DrawsExhausted, counted, finished
 from sandbox.search.storage import open_study, retry_callback
 from tests.search.test_objective import make_run
 
@@ -69,3 +69,30 @@ def test_without_a_ceiling_ask_is_optunas(tmp_path: Path) -> None:
     study = open_study(make_run(tmp_path))  # as the benches use it
     study.optimize(objective, n_trials=5)
     assert len(study.trials) == 5
+
+
+def test_free_draws_take_no_place_and_trials_counts_trained_candidates(tmp_path: Path) -> None:
+    study = open_study(make_run(tmp_path), ceiling=2)
+
+    def every_other_outside_the_band(trial: optuna.Trial) -> float:
+        if trial.number % 2 == 0:
+            trial.set_user_attr("under_floor" if trial.number % 4 else "over_budget", True)
+            return 0.0
+        return objective(trial)
+
+    with pytest.raises(CeilingReached):
+        study.optimize(every_other_outside_the_band)
+    assert len(study.trials) == 4  # two trained, two drawn outside the band for free
+    assert [t.number for t in counted(study.trials)] == [1, 3]
+
+
+def test_a_band_that_holds_nothing_ends_after_a_capped_number_of_draws(tmp_path: Path) -> None:
+    study = open_study(make_run(tmp_path), ceiling=2)
+
+    def always_over(trial: optuna.Trial) -> float:
+        trial.set_user_attr("over_budget", True)
+        return 0.0
+
+    with pytest.raises(DrawsExhausted, match=r"stopped after 100 draws with 0 of 2 candidates trained"):
+        study.optimize(always_over)
+    assert len(study.trials) == DRAWS_PER_TRIAL * 2

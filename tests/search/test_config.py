@@ -125,3 +125,33 @@ def test_rungs_follow_the_reduction_factor_and_stop_before_the_last_epoch() -> N
 def test_tpe_models_the_conditional_space_jointly() -> None:
     sampler = search_config({"startup_trials": 7}).make_sampler()
     assert (sampler._n_startup_trials, sampler._multivariate, sampler._group) == (7, True, True)
+
+
+@pytest.mark.parametrize(("floor", "flops"), [("12M", 12_000_000), (0.75, 12_000_000), (12_000_000, 12_000_000)])
+def test_a_floor_sits_inside_the_budget_as_a_count_or_a_fraction(floor, flops) -> None:
+    config = search_config({"budget": {"flops": "16M", "floor": floor}})
+    assert (config.budget, config.floor_flops) == (16_000_000, flops)
+    assert config.in_band(14_000_000) and not config.in_band(11_999_999) and not config.in_band(16_000_001)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"budget": {"flops": "16M", "floor": "20M"}}, "search.budget.floor: 20.00 MFLOPs is not below the budget"),
+        ({"budget": {"flops": "16M", "floor": "16M"}}, "search.budget.floor: 16.00 MFLOPs is not below the budget"),
+        ({"budget": {"flops": "16M", "floor": "lots"}}, "search.budget.floor: expected a FLOP count"),
+        ({"budget": {"flops": "16M", "floor": -1}}, "search.budget.floor: expected a FLOP count"),
+        ({"budget": "16M", "floor": "12M"}, "search.floor: unknown key (a floor goes inside search.budget"),
+        ({"budget": {"flops": "16M", "cap": 1}}, "search.budget: expected a FLOP count or {flops: COUNT, floor"),
+    ],
+)
+def test_a_bad_floor_names_its_key(section, message) -> None:
+    with pytest.raises(SpecError) as err:
+        search_config(section)
+    assert str(err.value).startswith(message)
+
+
+def test_a_floor_from_the_command_line_above_the_budget_names_the_flag() -> None:
+    config = search_config({"budget": "16M"}).with_overrides(floor="20M")
+    with pytest.raises(SpecError, match=r"^--floor: 20.00 MFLOPs is not below"):
+        config.check_band("--floor")

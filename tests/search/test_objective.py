@@ -134,3 +134,18 @@ def test_complete_rung_schedules_train_each_rung_from_scratch_and_count_every_ep
     assert best.state == TrialState.COMPLETE and best.user_attrs["epochs_trained"] == 7
     assert best.intermediate_values == {1: 0.526, 2: 0.536, 4: 0.556}
     assert worse.state == TrialState.PRUNED and worse.user_attrs["epochs_trained"] == 1
+
+
+def test_candidates_outside_the_band_are_never_trained_and_take_no_place(tmp_path: Path) -> None:
+    from sandbox.search.ceiling import CeilingReached, counted
+
+    run = make_run(tmp_path, budget="2M", floor="1M", trials=3)
+    study, calls = open_study(run, ceiling=3), []
+    with pytest.raises(CeilingReached):
+        study.optimize(Objective(run, "cpu", train=stand_in(calls)), catch=(Exception,))
+    trained = counted(study.trials)
+    assert len(trained) == len(calls) == 3
+    assert all(1_000_000 <= t.user_attrs["flops"] <= 2_000_000 for t in trained)
+    under = [t for t in study.trials if t.user_attrs.get("under_floor")]
+    assert under and all(t.user_attrs["flops"] < 1_000_000 for t in under)
+    assert all(t.system_attrs["constraints"][0] > 0 for t in under)  # infeasible to every sampler

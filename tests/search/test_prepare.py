@@ -78,3 +78,23 @@ def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path: Path, monkeyp
     monkeypatch.setattr(Path, "mkdir", read_only)
     with pytest.raises(SandboxError, match=f"^cannot create the run directory {tmp_path}/run: Read-only file system$"):
         make_run_dir(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+    ("budget", "flag", "message"),
+    [
+        ({"flops": "3M", "floor": "2.9M"}, [], r"search.budget.floor: no candidate reaches 2.90 MFLOPs: the largest"),
+        ("3M", ["--floor", "2.9M"], r"--floor: no candidate reaches 2.90 MFLOPs"),
+        ("3M", ["--floor", "5M"], r"--floor: 5.00 MFLOPs is not below the budget of 3.00 MFLOPs"),
+    ],
+)
+def test_a_floor_that_leaves_no_candidate_is_refused_before_training(
+    tmp_path: Path, write_yaml, monkeypatch: pytest.MonkeyPatch, budget, flag, message
+) -> None:
+    from sandbox.errors import SpecError
+
+    monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)
+    space = tiny_space(budget=budget)
+    argv = ["search", str(write_yaml(space)), "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), *flag]
+    with pytest.raises(SpecError, match=message):
+        prepare(build_parser().parse_args(argv))

@@ -16,6 +16,9 @@ spent, one line per strategy, the seeds' range shaded) as a PNG, and `--json FIL
 
     python bench/search_vs_random.py --quick          # a reduced setting: under 10 minutes on 2 CPU cores
     python bench/search_vs_random.py --seeds 3 --budget 400 --json runs/svr.json --plot runs/svr.png
+
+`--surrogate TABLE` compares strategies on the surrogate calibrated on a trained table instead of
+training (`surrogate_compare.py`): 500 paired seeds at 128, 256 and 512 epochs by default.
 """
 
 from __future__ import annotations
@@ -185,7 +188,7 @@ def strategies(space: Path, names: list[str], seeds: list[int], workdir: Path) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", type=Path, default=REPO / "search_spaces" / "quickstart.yaml")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, help="seeds 0..N-1 (default 3; 500 with --surrogate)")
     parser.add_argument(
         "--only-seeds", type=int, nargs="+", help="run these seeds only (to share seeds among processes)"
     )
@@ -195,18 +198,30 @@ def main() -> None:
     parser.add_argument("--merge", type=Path, nargs="+", help="print and plot the --json files of earlier runs")
     parser.add_argument("--budget", type=int, help="epochs per strategy and seed (default: 10 full trainings)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--strategies", nargs="+", default=DEFAULT_STRATEGIES, choices=list(STRATEGIES))
+    parser.add_argument("--strategies", nargs="+", help=f"default: {' '.join(DEFAULT_STRATEGIES)}")
     parser.add_argument("--quick", action="store_true", help="3 epochs per candidate, 3 trainings' worth each")
     parser.add_argument("--json", type=Path, help="write the per-seed figures here")
     parser.add_argument("--plot", type=Path, default=Path("runs/search_vs_random.png"))
     parser.add_argument("--keep", type=Path, help="keep the studies here (default: a temporary folder)")
+    parser.add_argument("--surrogate", type=Path, help="a trained table (table.py): simulate instead of training")
+    parser.add_argument("--seed-offset", type=int, default=0, help="seeds from this one on (surrogate mode)")
+    parser.add_argument("--epochs", type=int, nargs="+", default=[128, 256, 512], help="surrogate mode's budgets")
+    parser.add_argument("--procs", type=int, default=2, help="processes (surrogate mode)")
     args = parser.parse_args()
+    if args.surrogate is not None:
+        from surrogate_compare import main as compare
+
+        raise SystemExit(compare(args, parser))
     if args.merge:
         budget, outcomes = merged(args.merge)
         report(outcomes)
         plot(outcomes, budget, args.plot)
         print(f"anytime curve: {args.plot}")
         return
+    unknown = set(args.strategies or ()) - set(STRATEGIES)
+    if unknown:
+        parser.error(f"--strategies: unknown {', '.join(sorted(unknown))} (known: {', '.join(STRATEGIES)})")
+    args.strategies = args.strategies or DEFAULT_STRATEGIES
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     set_cpu_threads(args.threads or (2 if args.quick else 1))
     began = time.perf_counter()
@@ -215,7 +230,7 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         space = quick_space(args.space, workdir) if args.quick else args.space
         budget = args.budget or (3 if args.quick else 10) * epochs_per_candidate(space)
-        seeds = args.only_seeds if args.only_seeds is not None else list(range(args.seeds))
+        seeds = args.only_seeds if args.only_seeds is not None else list(range(args.seeds or 3))
         print(f"space {args.space.name}{' (quick)' if args.quick else ''}: seeds {seeds}, {budget} epochs each")
         outcomes: dict[str, list[Outcome]] = {name: [] for name in args.strategies}
         for name, seed, run in strategies(space, args.strategies, seeds, workdir):

@@ -1,0 +1,242 @@
+"""A surrogate benchmark fitted on a trained table (`table.py`): a candidate's expected validation accuracy
+without training it, and the run-to-run noise around it.
+
+The model: ridge regression of the final validation accuracy (in points) on log2 FLOPs, log2 params
+and one indicator per architectural fact of the concrete spec (each stem or branch setting, each
+module's set of branches, the head's dropout: the choices' main effects), the penalty chosen by
+leave-one-out error. `fit` reports its held-out rank correlation (k-fold Spearman ρ, each fold
+predicted by a model fitted without it) and the noise: the standard deviation of one training run
+around its candidate's mean, from the table's re-runs with another seed.
+
+`FastCounts` counts a candidate's FLOPs and parameters as `sandbox.model.flops.count` does, part by
+part with each part's count cached (a stem, a downsample, a module at its input shape), which makes
+the thousands of draws of a strategy comparison affordable; `check_counts` proves it equal to `count`
+on the table before it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+from torch.utils.flop_counter import FlopCounterMode
+
+from sandbox.model.builder import Head, MetaNorms, _inception, _make
+from sandbox.model.flops import Counts, count
+from sandbox.spec.load import Spec, validate
+
+NOT_ARCHITECTURE = ("name", "plugins", "train", "data", "search", "description")
+PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+class TableError(Exception):
+    """A table that cannot calibrate a surrogate (missing, malformed, too small)."""
+
+
+def read_table(path: Path) -> list[dict[str, Any]]:
+    """The table's records; a missing or malformed file is one TableError naming it."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise TableError(f"--surrogate: cannot read {path}: {err.strerror or err}") from err
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or not {"spec", "final_val", "seed", "index"} <= set(record):
+                raise ValueError("a record needs spec, final_val, seed and index")
+        except ValueError as err:
+            raise TableError(f"--surrogate: {path}, line {number}: not a table record ({err})") from err
+        records.append(record)
+    if len({r["index"] for r in records}) < 10:
+        raise TableError(f"--surrogate: {path} holds {len(records)} records; a surrogate needs 10 candidates or more")
+    return records
+
+
+def facts(raw: Mapping[str, Any]) -> set[str]:
+    """The architectural facts of a concrete spec, as strings: every leaf value at its path, except that a
+    module's branches are named by what they are, not by their position (a dropped branch shifts the rest)."""
+    found: set[str] = set()
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key == "branches" and isinstance(item, list):
+                    kinds = sorted(json.dumps(branch, sort_keys=True) for branch in item)
+                    found.update(f"{path}.branch={kind}" for kind in kinds)
+                    found.add(f"{path}.branches={'|'.join(kinds)}")
+                else:
+                    walk(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{path}[{index}]")
+        else:
+            found.add(f"{path}={value}")
+
+    for key, value in raw.items():
+        if key not in NOT_ARCHITECTURE:
+            walk(value, key)
+    return found
+
+
+@dataclass
+class Surrogate:
+    """The fitted model: `mean(raw, flops, params)` in accuracy (0-1), and `noise` (one run's SD, 0-1)."""
+
+    vocabulary: list[str]
+    center: np.ndarray
+    scale: np.ndarray
+    weights: np.ndarray
+    intercept: float
+    noise: float
+    penalty: float
+    candidates: int
+    rho: float  # held-out Spearman ρ (k-fold)
+    rho_flops: float  # the same for log2 FLOPs alone, for comparison
+    residual: float  # held-out RMSE of the mean, 0-1
+
+    def mean(self, raw: Mapping[str, Any], flops: int, params: int) -> float:
+        return float((_row(raw, flops, params, self.vocabulary) - self.center) @ self.weights + self.intercept)
+
+    def describe(self) -> str:
+        return (
+            f"ridge on log2 FLOPs, log2 params and {len(self.vocabulary)} architectural indicators, penalty "
+            f"{self.penalty:g}, fitted on {self.candidates} candidates: held-out Spearman ρ {self.rho:.2f} "
+            f"(log2 FLOPs alone {self.rho_flops:.2f}), held-out RMSE {100 * self.residual:.2f} points; "
+            f"run-to-run noise SD {100 * self.noise:.2f} points"
+        )
+
+
+def _row(raw: Mapping[str, Any], flops: int, params: int, vocabulary: Sequence[str]) -> np.ndarray:
+    present = facts(raw)
+    return np.array([math.log2(flops), math.log2(params), *(fact in present for fact in vocabulary)], dtype=float)
+
+
+def _design(records: Sequence[Mapping[str, Any]], vocabulary: Sequence[str]) -> np.ndarray:
+    return np.stack([_row(r["spec"], r["flops"], r["params_count"], vocabulary) for r in records])
+
+
+def _ridge(x: np.ndarray, y: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Standardized ridge: (center, scale-folded weights, scale, intercept)."""
+    center = x.mean(0)
+    scale = x.std(0)
+    scale[scale == 0] = 1.0
+    z = (x - center) / scale
+    weights = np.linalg.solve(z.T @ z + penalty * np.eye(z.shape[1]), z.T @ (y - y.mean()))
+    return center, weights / scale, scale, float(y.mean())
+
+
+def _held_out(x: np.ndarray, y: np.ndarray, penalty: float, folds: int, seed: int = 0) -> np.ndarray:
+    """Each candidate's prediction by a model fitted on the other folds."""
+    order = list(range(len(y)))
+    random.Random(seed).shuffle(order)
+    predicted = np.zeros(len(y))
+    for fold in range(folds):
+        test = order[fold::folds]
+        train = [i for i in order if i not in set(test)]
+        center, weights, _, intercept = _ridge(x[train], y[train], penalty)
+        predicted[test] = (x[test] - center) @ weights + intercept
+    return predicted
+
+
+def run_noise(records: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+    """One run's SD around its candidate's mean, from pairs of runs with two seeds, and the pair count."""
+    by_index: dict[int, list[float]] = {}
+    for record in records:
+        by_index.setdefault(record["index"], []).append(record["final_val"])
+    differences = [runs[0] - runs[1] for runs in by_index.values() if len(runs) == 2]
+    if len(differences) < 2:
+        raise TableError("--surrogate: the table holds fewer than 2 re-run pairs; its noise cannot be measured")
+    return float(np.sqrt(np.mean(np.square(differences)) / 2)), len(differences)
+
+
+def fit(records: Sequence[Mapping[str, Any]], folds: int = 8) -> Surrogate:
+    """The surrogate of a table: the first run of each candidate is its observation."""
+    first_seed = min(r["seed"] for r in records)
+    firsts = [r for r in records if r["seed"] == first_seed]
+    counts: dict[str, int] = {}
+    for record in firsts:
+        for fact in facts(record["spec"]):
+            counts[fact] = counts.get(fact, 0) + 1
+    vocabulary = sorted(f for f, n in counts.items() if 2 <= n <= len(firsts) - 2)  # facts that vary
+    x = _design(firsts, vocabulary)
+    y = np.array([r["final_val"] for r in firsts])
+    errors = {p: float(np.mean((_held_out(x, y, p, folds) - y) ** 2)) for p in PENALTIES}
+    penalty = min(errors, key=errors.__getitem__)
+    rho = float(spearmanr(_held_out(x, y, penalty, folds), y).statistic)
+    rho_flops = float(spearmanr(_held_out(x[:, :1], y, 1.0, folds), y).statistic)
+    center, weights, scale, intercept = _ridge(x, y, penalty)
+    noise, _ = run_noise(records)
+    return Surrogate(
+        vocabulary, center, scale, weights, intercept, noise, penalty, len(firsts), rho, rho_flops,
+        math.sqrt(errors[penalty]),
+    )  # fmt: skip
+
+
+class FastCounts:
+    """`count(spec)`'s totals, part by part with each part cached by what decides it (its plugin call or
+    module and its input shape). For the specs of the quickstart's kind: a stem, stages of concatenated
+    Inception modules, an fc head, no aux heads; others are counted by `count` itself."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, tuple[int, int, tuple[int, ...]]] = {}
+
+    def __call__(self, spec: Spec) -> Counts:
+        if spec.aux or not spec.fc:
+            return count(spec)
+        shape: tuple[int, ...] = (spec.channels, spec.size, spec.size)
+        flops = params = 0
+        for key, make in self._walk(spec):
+            part_flops, part_params, shape = self._part(key(shape), make, shape)
+            flops, params = flops + part_flops, params + part_params
+        head = Head(shape[0], spec.classes, spec.dropout)
+        return Counts(params + sum(p.numel() for p in head.parameters()), flops + 2 * shape[0] * spec.classes, ())
+
+    @staticmethod
+    def _walk(spec: Spec) -> Iterable[tuple[Any, Any]]:
+        def call_key(call: Any) -> Any:
+            text = json.dumps(call.params, sort_keys=True, default=str)
+            return lambda shape: f"{call.plugin.kind}:{call.plugin.name}:{text}:{shape}"
+
+        yield call_key(spec.stem), lambda shape, call=spec.stem: _make(call, shape, "stem")
+        for stage in spec.stages:
+            if stage.downsample is not None:
+                yield call_key(stage.downsample), lambda shape, call=stage.downsample: _make(call, shape, "downsample")
+            for module in stage.modules:
+                text = repr([(b.plugin.name, b.params) if hasattr(b, "plugin") else repr(b) for b in module.branches])
+                text += repr((module.stride, module.padding, module.combine, module.scale, module.act))
+                yield (
+                    (lambda shape, text=text: f"module:{text}:{shape}"),
+                    (lambda shape, module=module: _inception(module, shape)),
+                )
+
+    def _part(self, key: str, make: Any, shape: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
+        if key not in self._parts:
+            with torch.device("meta"):
+                module, out = make(shape)
+            with FlopCounterMode(display=False) as counter, torch.no_grad(), MetaNorms():
+                module.eval()(torch.empty(1, *shape, device="meta"))
+            self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), tuple(out))
+        return self._parts[key]
+
+
+def check_counts(fast: FastCounts, records: Sequence[Mapping[str, Any]], base: Path) -> None:
+    """Refuse to go on unless the cached count equals `count` on every candidate of the table."""
+    for record in records:
+        spec = validate(record["spec"], base=base)
+        mine, theirs = fast(spec), count(spec)
+        if (mine.flops, mine.params) != (theirs.flops, theirs.params):
+            raise SystemExit(
+                f"FastCounts disagrees with count on candidate {record['index']}: {mine.flops:,} FLOPs / "
+                f"{mine.params:,} params against {theirs.flops:,} / {theirs.params:,}"
+            )

@@ -6,9 +6,22 @@ Every problem a user can cause (a bad spec, a missing dataset, a bad storage URL
 
 from __future__ import annotations
 
+MAX_MESSAGE = 2000  # characters of an error line: a value quoted whole (a 100,000-node --set) would fill megabytes
+
 
 class SandboxError(Exception):
-    """A user-facing error: `str(err)` is one complete, self-explaining line."""
+    """A user-facing error: `str(err)` is one complete, self-explaining line, cut at MAX_MESSAGE."""
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(shorten(message))
+
+
+def shorten(message: str, limit: int = MAX_MESSAGE) -> str:
+    """`message` cut in its middle when longer than `limit`: the start names the key, the end says what to do."""
+    if len(message) <= limit:
+        return message
+    keep = (limit - 40) // 2
+    return f"{message[:keep]} ...[{len(message) - 2 * keep:,} characters cut]... {message[len(message) - keep :]}"
 
 
 class SpecError(SandboxError):

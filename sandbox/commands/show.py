@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.search.config import search_config
     from sandbox.space.bounds import space_flops
     from sandbox.space.primitives import primitives
-    from sandbox.spec.load import load_plugins, load_spec, read_yaml
+    from sandbox.spec.load import load_plugins, read_yaml, validate
 
     raw = read_yaml(args.spec)
     load_plugins(raw, Path(args.spec).resolve().parent, args.plugin)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
             )
         print(FLOPS_CONVENTION)
         return 0
-    spec = load_spec(args.spec)
+    spec = validate(raw, base=Path(args.spec).resolve().parent, source=Path(args.spec))  # read once: it may be a pipe
     counts = count(spec)
     if args.json:
         print(json.dumps({**counts.as_dict(), "convention": FLOPS_CONVENTION}, indent=2))

@@ -57,29 +57,48 @@ MAX_YAML_NODES = 100_000  # with every alias counted at its expanded size; specs
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a spec file into a mapping; malformed YAML is a SpecError with its line, and so is YAML
-    past the limits above (an alias bomb, deep nesting), refused while composing, before it expands."""
+    past the limits above (an alias bomb, deep nesting), refused while composing, before it expands.
+
+    At most MAX_YAML_BYTES are read whatever the file claims: /dev/zero, a FIFO or a process
+    substitution has no size to check beforehand, and is read once, as it streams."""
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_YAML_BYTES:
+        with path.open("rb") as file:
+            data = file.read(MAX_YAML_BYTES + 1)
+        if len(data) > MAX_YAML_BYTES:
             raise SpecError(str(path), f"larger than {MAX_YAML_BYTES // 2**20} MiB: not a spec")
-        text = path.read_text()
+        text = data.decode()
     except OSError as err:
         raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
         raise SpecError("", f"cannot read spec {path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
-    try:
-        loader = _BoundedLoader(text, path)  # checks the characters: a YAMLError too
-        try:
-            data = loader.get_single_data()
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(_where(path, mark), f"malformed YAML: {problem}") from err
+    data = parse_yaml(text, str(path))
     if not isinstance(data, dict):
         raise SpecError(str(path), f"the top level must be a mapping of keys, not {kind_of(data)}")
     return data
+
+
+def parse_yaml(text: str, where: str, *, file: bool = True) -> Any:
+    """YAML text, a file's or (`file=False`) a `--set` value's, within the limits above; `where`
+    names it in errors, with the line and column in a file."""
+    if len(text) > MAX_YAML_BYTES:  # characters: at least as many bytes
+        raise SpecError(where, f"larger than {MAX_YAML_BYTES // 2**20} MiB")
+    try:
+        loader = _BoundedLoader(text, where)  # checks the characters: a YAMLError too
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) if file else None
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise SpecError(
+            _where(where, mark), f"{'malformed YAML' if file else 'the value is not YAML'}: {problem}"
+        ) from err
+    except SpecError as err:  # a limit passed
+        if file:
+            raise
+        raise SpecError(where, err.message) from None  # a value has no lines to point at
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -87,9 +106,9 @@ class _BoundedLoader(yaml.SafeLoader):
     that expanding aliases would give are added up without expanding them, so a "billion laughs"
     (a few hundred bytes, 10**9 nodes once expanded) is refused in microseconds."""
 
-    def __init__(self, text: str, path: Path) -> None:
+    def __init__(self, text: str, where: str) -> None:
         super().__init__(text)
-        self.path = path
+        self.where = where
         self.depth = 0
         self.nodes = 0  # composed so far, each alias counted as the nodes of what it names
         self.sizes: dict[str, int] = {}  # anchor → the expanded size of its node, once composed
@@ -118,11 +137,11 @@ class _BoundedLoader(yaml.SafeLoader):
             self._refuse(event, f"more than {MAX_YAML_NODES:,} YAML nodes, aliases expanded: an alias bomb?")
 
     def _refuse(self, event: yaml.Event, message: str) -> NoReturn:
-        raise SpecError(_where(self.path, event.start_mark), message)
+        raise SpecError(_where(self.where, event.start_mark), message)
 
 
-def _where(path: Path, mark: yaml.Mark | None) -> str:
-    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+def _where(where: str, mark: yaml.Mark | None) -> str:
+    return f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
 
 
 def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[str | Path] = ()) -> Spec:

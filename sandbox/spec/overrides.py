@@ -39,19 +39,15 @@ def apply_overrides(raw: Mapping[str, Any], settings: Sequence[str]) -> dict[str
 
 
 def parse_setting(setting: str) -> tuple[list[str | int], Any]:
-    """`a.0.b=VALUE` → (["a", 0, "b"], VALUE read as YAML)."""
-    import yaml  # here, not at the top: the commands import this module for --help too
+    """`a.0.b=VALUE` → (["a", 0, "b"], VALUE read as YAML, within a spec file's limits: an alias
+    bomb or deep nesting given on the command line is refused as it would be in the file)."""
+    from sandbox.spec.load import parse_yaml  # here, not at the top: the commands import this module for --help too
 
     key, equals, text = setting.partition("=")
     segments = key.strip().split(".")
     if not equals or not all(_SEGMENT.fullmatch(s) for s in segments):
         raise SpecError("--set", f"expected KEY=VALUE with KEY a dotted path like train.lr, got {setting!r}")
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise SpecError(f"--set {key}", f"the value is not YAML: {problem}") from err
-    return [int(s) if s.isdigit() else s for s in segments], value
+    return [int(s) if s.isdigit() else s for s in segments], parse_yaml(text, f"--set {key}", file=False)
 
 
 def spec_path(keys: Sequence[str | int]) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sandbox import SpecError, build, load_spec
 from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD
@@ -262,3 +264,22 @@ def test_yaml_too_big_or_too_deep_is_one_line_at_once(case: str, command: str, w
     assert result.code == 2 and result.out == ""
     assert result.err.startswith("error: ") and result.err.count("\n") == 1, result.err
     assert message in result.err
+
+
+def test_a_spec_that_is_not_a_regular_file_is_read_up_to_the_limit(cli) -> None:
+    """`show /dev/zero` read without end: st_size is 0 there, so only the read itself can stop."""
+    with deadline(20):
+        result = cli("show", "/dev/zero")
+    assert result.code == 2 and result.err == "error: /dev/zero: larger than 16 MiB: not a spec\n"
+
+
+def test_a_spec_from_a_pipe_is_read_once(small_spec, cli) -> None:
+    """`show <(cat spec.yaml)`: a second read of the pipe found it empty."""
+    reading, writing = os.pipe()
+    with os.fdopen(writing, "w") as pipe:
+        pipe.write(yaml.safe_dump(small_spec()))
+    try:
+        result = cli("show", f"/dev/fd/{reading}")
+    finally:
+        os.close(reading)
+    assert result.code == 0 and "total" in result.out.lower(), result.err

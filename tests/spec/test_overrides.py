@@ -11,9 +11,11 @@ import pytest
 import sandbox.train.data
 from sandbox.cli import build_parser
 from sandbox.commands.search import prepare
-from sandbox.errors import SpecError
+from sandbox.errors import MAX_MESSAGE, SpecError
 from sandbox.spec.overrides import apply_overrides, load_overridden, parse_setting, spec_path
+from tests.deadline import deadline
 from tests.search.spaces import tiny_space
+from tests.spec.test_load import alias_bomb
 
 
 def test_values_are_yaml_and_paths_reach_into_lists_and_missing_sections() -> None:
@@ -103,3 +105,31 @@ def test_search_takes_the_same_settings(
     result = cli(*argv, "--set", "train.momentum=2")
     assert result.code == 2 and result.err.startswith("error: train.momentum: must be in [0, 1)")
     assert "(set by --set train.momentum=2)" in result.err
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [
+        (alias_bomb(), "more than 100,000 YAML nodes, aliases expanded: an alias bomb?"),
+        ("[" * 2000 + "]" * 2000, "nested deeper than 64 levels"),
+    ],
+    ids=["alias-bomb", "deep"],
+)
+def test_a_set_value_is_held_to_a_spec_files_limits(
+    write_yaml: Callable[..., Path], small_spec: Callable, value: str, fragment: str
+) -> None:
+    """A 10^9-node alias bomb in --set ran 84 s to a MemoryError; 2000-deep nesting was a RecursionError."""
+    with deadline(10), pytest.raises(SpecError) as err:
+        load_overridden(write_yaml(small_spec()), [f"train.lr={value}"])
+    assert err.value.path == "--set train.lr" and fragment in err.value.message
+
+
+def test_an_error_quoting_a_huge_value_stays_a_short_line(
+    write_yaml: Callable[..., Path], small_spec: Callable
+) -> None:
+    """A 10^6-node value printed a 3.5 MB error line; under the node limit one still quotes 90,000 items."""
+    value = "[" + ", ".join(["1"] * 90_000) + "]"
+    with pytest.raises(SpecError) as err:
+        load_overridden(write_yaml(small_spec()), [f"train.lr={value}"])
+    message = str(err.value)
+    assert message.startswith("train.lr: ") and len(message) <= MAX_MESSAGE and "characters cut]... " in message

@@ -36,7 +36,7 @@ import sandbox.search.objective as objective_module
 from sandbox.search.ceiling import CeilingReached, SharedStudy
 from sandbox.search.objective import Objective
 from sandbox.search.run import SearchRun
-from sandbox.search.sampler import FirstTrialSeeded
+from sandbox.search.sampler import TrialSeeded
 from sandbox.spec.load import Spec
 from sandbox.train.device import set_cpu_threads
 
@@ -91,7 +91,7 @@ def simulate(task: tuple[str, int, int]) -> tuple[str, int, list[tuple[float, fl
         run = strategy_run(name, seed, Path(tmp))
         storage = optuna.storages.InMemoryStorage()
         optuna.create_study(storage=storage, study_name=run.name, directions=run.config.directions)
-        sampler = FirstTrialSeeded(run.config.make_sampler, run.config.seed)
+        sampler = TrialSeeded(run.config.make_sampler, run.config.seed)
         study = SharedStudy(run.name, storage, sampler, optuna.pruners.NopPruner(), ceiling=trainings)
         training = SurrogateTraining(_state["surrogate"], _state["counter"], seed)
         with contextlib.suppress(CeilingReached):  # --trials trained, or the draws ran out

@@ -86,7 +86,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     if not existing.is_dir():  # before the dataset is fetched, so the mistake costs nothing
         raise SpecError("--out", f"{existing} is a file; a search's run directory must be a directory (or not exist)")
     fetch(check_sections(space, args.data_dir))  # once, here: workers must not all download it at once
-    set_cpu_threads(args.threads, config.workers)  # this process is worker 0; a bad --threads fails here
+    set_cpu_threads(args.threads)  # this process is worker 0; a bad --threads fails here
     smallest = smallest_flops(space, base)  # also proves, before any training, that some candidate builds
     if smallest is None:
         raise no_valid_candidate(space, base)

@@ -131,8 +131,8 @@ class SearchConfig:
         return replace_checked(self, overrides, lambda key: f"--{key.replace('_', '-')}")
 
     def make_sampler(self, seed: int | None = None) -> optuna.samplers.BaseSampler:
-        """The configured sampler, seeded with `seed` (default: the study's; each process's is
-        `sandbox.search.sampler.FirstTrialSeeded`'s). TPE lies about running trials whatever
+        """The configured sampler, seeded with `seed` (default: the study's; each trial's is
+        `sandbox.search.sampler.TrialSeeded`'s). TPE lies about running trials whatever
         `workers` is: another machine may join the study at any time, and alone it changes nothing."""
         import optuna
 

@@ -1,11 +1,15 @@
-"""The sampler a process draws candidates with: the study's seed plus the number of its first trial.
+"""The sampler a trial is drawn with: the study's seed plus the trial's number.
 
 Every process on a study (a `--workers` child, another machine) once built its sampler from the
-same `--seed`, so each drew the same candidates and two machines trained the same networks. A
-trial number is taken by one process only, so the number of the first trial a process runs sets
-it apart from every other process on the study; the seed stays a function of the stored study,
-so a one-process run is reproducible: a new study starts at trial 0 and draws exactly what the
-plain seed draws, and a resumed one starts at the next stored number.
+same `--seed`, so each drew the same candidates. Here each trial gets a sampler of its own, seeded
+with the study's seed plus the trial's number, which one process only takes. So the candidate a
+trial draws at random (random sampling, and TPE's and GP's first trials) depends on the seed and
+its number alone, not on how many processes share the study or which of them runs it: a seed gives
+the same random phase with one worker or four. What workers change is which trials are finished
+when a model-based sampler proposes the next one (TPE then treats running trials as if they had
+failed: its constant liar), so the modelled candidates may differ between runs with other worker
+counts. Optuna's samplers keep no state across trials but their random generator (NSGA-II keeps
+its generations in the study), so a fresh one per trial loses nothing.
 """
 
 from __future__ import annotations
@@ -19,17 +23,18 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 
-class FirstTrialSeeded(BaseSampler):
-    """Delegates to `make(seed + n)`, built at the process's first trial, whose number is n."""
+class TrialSeeded(BaseSampler):
+    """Delegates each trial to `make(seed + trial.number)`, built when Optuna first asks about it."""
 
     def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
         self._make = make
         self._seed = seed
-        self._sampler: BaseSampler | None = None
+        self._number = -1
+        self._sampler: BaseSampler = make(seed)
 
-    def _inner(self, trial: FrozenTrial | None) -> BaseSampler:
-        if self._sampler is None:  # Optuna calls `before_trial` first, with the new trial
-            self._sampler = self._make(self._seed + (trial.number if trial is not None else 0))
+    def _inner(self, trial: FrozenTrial) -> BaseSampler:
+        if trial.number != self._number:  # trials run one at a time in a process
+            self._number, self._sampler = trial.number, self._make(self._seed + trial.number)
         return self._sampler
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -54,4 +59,4 @@ class FirstTrialSeeded(BaseSampler):
         self._inner(trial).after_trial(study, trial, state, values)
 
     def reseed_rng(self) -> None:
-        self._inner(None).reseed_rng()
+        self._sampler.reseed_rng()

@@ -34,7 +34,7 @@ from optuna.trial import TrialState
 from sandbox.errors import SandboxError, SpecError
 from sandbox.search.ceiling import SharedStudy, creation_lock
 from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
-from sandbox.search.sampler import FirstTrialSeeded
+from sandbox.search.sampler import TrialSeeded
 from sandbox.space.primitives import primitives, signature
 
 STUDY_ATTR = "search"  # the study's user attribute holding `expected_attrs`
@@ -154,7 +154,7 @@ def open_study(run: SearchRun, ceiling: int | None = None) -> SharedStudy:
         _refuse_overwriting(run, f"the storage {_safe(run.storage_url)} holds no study {run.name!r}{stored}")
     optuna.create_study(study_name=run.name, storage=storage, directions=run.config.directions, load_if_exists=True)
     config = run.config
-    sampler = FirstTrialSeeded(config.make_sampler, config.seed)
+    sampler = TrialSeeded(config.make_sampler, config.seed)
     study = SharedStudy(run.name, storage, sampler, config.make_pruner(), ceiling)
     expected = expected_attrs(run)
     if not study.user_attrs and not study.get_trials(deepcopy=False):

@@ -65,9 +65,9 @@ def run_worker(run: SearchRun, worker: int = 0) -> bool:
     device = worker_device(run.device, worker)
     if device.startswith("cuda"):
         torch.cuda.set_device(device)  # so kernels, caches and cuDNN state are this worker's GPU's, not cuda:0's
-    # Workers share the cores: OpenMP threads spinning against each other made small networks
-    # 10-30x slower, so each worker gets its share of the cores.
-    set_cpu_threads(run.threads, run.config.workers)
+    # One thread a worker unless --threads says otherwise: OpenMP threads spinning against each
+    # other (or another job) made small networks 10-30x slower.
+    set_cpu_threads(run.threads)
     study = open_study(run, ceiling=run.config.trials)
     device_watch = StopOnLostDevice()
     try:  # `ask` raises these before any trial is created

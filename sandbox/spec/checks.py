@@ -10,7 +10,6 @@ or infinity.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import math
 import types
@@ -54,10 +53,14 @@ def within(low: float, high: float, *, low_open: bool = False) -> Check:
     )
 
 
-@functools.cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    """A section's field annotations, resolved once: resolving them is most of the cost of a check."""
-    return typing.get_type_hints(cls, include_extras=True)
+    """A section's field annotations, resolved once: resolving them was most of the cost of a check."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls, include_extras=True)
+    return _HINTS[cls]
 
 
 def parse_section(cls: type[T], raw: Any, path: str) -> T:

@@ -81,15 +81,17 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def set_cpu_threads(requested: int | None, workers: int = 1) -> int:
-    """Set and return this process's intra-op thread count: `--threads`, else its share of the usable cores.
+def set_cpu_threads(requested: int | None) -> int:
+    """Set and return this process's intra-op thread count: `--threads`, else one.
 
-    The default is a fixed share, not a guess from the load, so that the same machine gives the same
-    thread count and so the same numbers; on a machine where other jobs hold cores, `--threads 1`
-    can be many times faster (bench/README.md, "CPU threads").
+    One thread is the default because it is never much slower than the best choice: on a quiet
+    2-core machine two threads trained about 1.6x faster, but with another job on one core two
+    OpenMP threads ran 7-26x slower than one (bench/README.md, "CPU threads"), and a default that
+    followed the load at start would change the results' last bits from one run to the next and
+    still be wrong when the load changes. A search uses more cores by running more workers.
     """
     if requested is not None and requested < 1:
         raise SandboxError(f"--threads: expected a positive integer, got {requested}")
-    threads = requested or max(1, usable_cores() // max(1, workers))
+    threads = requested or 1
     torch.set_num_threads(threads)
     return threads

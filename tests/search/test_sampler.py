@@ -1,4 +1,4 @@
-"""Processes on one study draw different candidates; one process with one seed draws the same ones."""
+"""A trial draws by the seed and its number: processes on one study differ, worker counts do not matter."""
 
 from __future__ import annotations
 
@@ -39,5 +39,16 @@ def test_processes_joining_one_study_draw_different_candidates(tmp_path: Path) -
 def test_a_fresh_study_draws_what_the_plain_seed_draws(tmp_path: Path) -> None:
     run = make_run(tmp_path, sampler="random", seed=5)
     plain = optuna.create_study(sampler=run.config.make_sampler(5), directions=run.config.directions)
-    plain.optimize(Objective(run, "cpu", train=stand_in([])), n_trials=2)
-    assert candidates(open_study(run), run, 2) == [trial.params for trial in plain.trials]
+    plain.optimize(Objective(run, "cpu", train=stand_in([])), n_trials=1)
+    assert candidates(open_study(run), run, 1) == [plain.trials[0].params]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random"])
+def test_the_random_phase_is_the_same_with_one_process_or_two(tmp_path: Path, sampler: str) -> None:
+    alone = make_run(tmp_path / "alone", sampler=sampler, seed=5)
+    drawn_alone = candidates(open_study(alone), alone, 4)
+    shared = make_run(tmp_path / "shared", sampler=sampler, seed=5)
+    one, two = open_study(shared), open_study(shared)  # two workers taking turns
+    for study in (one, two, two, one):
+        candidates(study, shared, 1)
+    assert [t.params for t in one.trials] == drawn_alone  # trial n drew what trial n draws alone

@@ -56,13 +56,12 @@ def test_bf16_only_on_gpus_with_native_bf16(
     assert uses_bf16("fp32", torch.device("cuda:1")) is False
 
 
-def test_threads_are_the_usable_cores_shared_among_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_thread_unless_asked_for_more_whatever_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(device_module, "usable_cores", lambda: 4)
     before = torch.get_num_threads()
     try:
-        assert set_cpu_threads(None) == 4 and torch.get_num_threads() == 4
-        assert set_cpu_threads(None, workers=3) == 1
-        assert set_cpu_threads(3, workers=4) == 3 and torch.get_num_threads() == 3
+        assert set_cpu_threads(None) == 1 and torch.get_num_threads() == 1
+        assert set_cpu_threads(3) == 3 and torch.get_num_threads() == 3
         with pytest.raises(SandboxError, match="--threads"):
             set_cpu_threads(0)
     finally:

@@ -153,6 +153,7 @@ def _run(
     if config.freeze:
         check_freeze(build(spec, device="meta"), config.freeze)
     data = load_for(spec, dev, data_dir)  # converted and resized to the spec's input; its classes checked
+    config = config.fitted_to(len(data.train), files.say)
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
 

@@ -406,3 +406,11 @@ def test_a_full_disk_stops_train_in_one_line(
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and errors[0].endswith(f"cannot write {named.format(out=out)}: No space left on device")
     assert not (out / "metrics.json").exists()
+
+
+def test_a_batch_larger_than_the_training_split_is_clamped_and_said(synthetic: Path) -> None:
+    """batch_size 100000 on 5,129 images took 7.7 GB: evaluation padded every batch to 100,000 images."""
+    said: list[str] = []
+    metrics = train_run(load_spec(tiny(synthetic, epochs=1, batch_size=100_000)), device="cpu", say=said.append)
+    assert metrics["train"]["batch_size"] == 240  # the training split: 300 images less the carved 20%
+    assert "train.batch_size 100,000 is more than the 240 training images: batches of 240" in said

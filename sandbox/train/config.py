@@ -168,7 +168,7 @@ class TrainConfig:
     channels_last: bool = True
     # true, or a torch.compile mode
     compile: bool | Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"] = False
-    seed: Annotated[int, at_least(0)] = 0
+    seed: Annotated[int, within(0, 2**32)] = 0  # NumPy's generators, which timm's mixup draws from, take no more
     ema: Annotated[float, within(0, 1, low_open=True)] | None = None  # timm's ModelEmaV3 decay; evaluated, saved
     ema_warmup: bool = False  # ModelEmaV3's warm-up: decay 1 - (1 + step)^(-2/3) until it reaches `ema`
     clip_grad: Annotated[float, above(0)] | None = None  # timm's dispatch_clip_grad after every backward

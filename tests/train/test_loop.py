@@ -94,6 +94,7 @@ def test_train_config_defaults_and_overrides() -> None:
         ({"augment": {"rotate": 10}}, "train.augment.rotate"),
         ({"augment": {"crop": -1}}, "train.augment.crop"),
         ({"learning_rate": 0.1}, "train.learning_rate"),
+        ({"seed": 2**32}, "train.seed"),  # was a ValueError traceback from NumPy's seeding
     ],
 )
 def test_bad_train_values_name_their_key(raw: dict[str, Any], path: str) -> None:

@@ -131,6 +131,20 @@ class _BoundedLoader(yaml.SafeLoader):
             self.sizes[event.anchor] = self.nodes - before
         return node
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """A mapping whose own keys are unique: YAML lets a second `train:` silently win. Keys that
+        `<<` merges in may be overridden, as YAML means them to be, so they are not compared."""
+        first: dict[tuple[str, str], yaml.Mark] = {}
+        for key, _ in node.value:
+            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                seen = first.setdefault((key.tag, key.value), key.start_mark)
+                if seen is not key.start_mark:
+                    raise SpecError(
+                        _where(self.where, key.start_mark),
+                        f"duplicate key {key.value!r}, first at line {seen.line + 1}: remove one of them",
+                    )
+        return super().construct_mapping(node, deep=deep)
+
     def _count(self, nodes: int, event: yaml.Event) -> None:
         self.nodes += nodes
         if self.nodes > MAX_YAML_NODES:

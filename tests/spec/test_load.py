@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from sandbox import SpecError, build, load_spec
-from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD, parse_yaml
 from tests.deadline import deadline
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")
@@ -283,3 +283,13 @@ def test_a_spec_from_a_pipe_is_read_once(small_spec, cli) -> None:
     finally:
         os.close(reading)
     assert result.code == 0 and "total" in result.out.lower(), result.err
+
+
+def test_a_duplicate_key_is_refused_naming_both_lines(write_yaml, cli) -> None:
+    """A second `train:` silently replaced the first."""
+    file = write_yaml("name: x\ntrain: {lr: 0.1}\nstages: []\ntrain: {lr: 0.5}\n")
+    result = cli("show", file)
+    assert result.code == 2
+    assert result.err == f"error: {file}:4:1: duplicate key 'train', first at line 2: remove one of them\n"
+    merged = parse_yaml("base: &b {lr: 0.1, epochs: 2}\ntrain: {<<: *b, lr: 0.5}\n", "merged")
+    assert merged["train"] == {"lr": 0.5, "epochs": 2}  # a merged key overridden is no duplicate

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from sandbox import __version__
 from sandbox.errors import SandboxError
 
-COMMANDS = ("plugins", "show", "train", "evaluate", "search", "report", "export", "predict")
+COMMANDS = ("plugins", "show", "train", "evaluate", "search", "report", "dashboard", "export", "predict")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -95,3 +95,37 @@ def test_the_list_format_is_read_by_optuna_and_by_the_dashboard(tmp_path: Path) 
         study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, system_attrs={"constraints": [over]}))
     assert [t.constraints for t in study.trials] == [{"0": 1.1e6}, {"0": -0.3e6}]  # what the samplers read
     assert [t["constraints"] for t in detail(storage)["trials"]] == [[1.1e6], [-0.3e6]]
+
+
+def test_the_readable_view_shows_no_stand_in_and_attributes_in_words(tmp_path: Path) -> None:
+    """`sandbox dashboard`'s storage: the over-budget draw is no Complete point with value 0, a repeat
+    no point of its own, the study's `search` mapping and the per-image records read as words."""
+    from sandbox.paired import pack
+    from sandbox.search.dashboard import ReadableStorage
+    from sandbox.search.storage import STUDY_ATTR
+
+    def train(*args: Any, **kwargs: Any) -> dict[str, Any]:  # with a per-image record, as training keeps one
+        return {**stand_in([])(*args, **kwargs), "correct": {"val": pack([True, False, True])}}
+
+    run = make_run(tmp_path, budget=1_000_000)
+    study = open_study(run)
+    for params in (BIG, SMALL, SMALL):  # over budget, trained, repeated
+        study.enqueue_trial(params)
+        study.optimize(Objective(run, "cpu", train=train), n_trials=1)
+    app = dashboard.wsgi(ReadableStorage(optuna.storages.get_storage(run.storage_url)))
+    (summary,) = get(app, "/api/studies")["study_summaries"]
+    shown = get(app, f"/api/studies/{summary['study_id']}")
+    trials = {t["number"]: t for t in shown["trials"]}
+    assert [trials[n]["state"] for n in (0, 1, 2)] == ["Pruned", "Complete", "Pruned"]
+    assert "values" not in trials[0] and "values" not in trials[2] and trials[1]["values"] == [0.5]
+    why = {a["key"]: a["value"] for a in trials[2]["user_attrs"]}["why_no_value"]
+    assert why.startswith("same candidate as trial 1")
+    record = {a["key"]: a["value"] for a in trials[1]["user_attrs"]}["correct_val"]
+    assert record == "2 of 3 images right (per-image record)"
+    search = {a["key"]: a["value"] for a in shown["user_attrs"]}[STUDY_ATTR]
+    assert search.startswith("layout: 2; objective: accuracy") and "recipe: train: batch_size: 64" in search
+
+
+def test_the_command_refuses_a_directory_without_a_study_in_one_line(tmp_path: Path, cli) -> None:
+    result = cli("dashboard", tmp_path)
+    assert result.code == 2 and "holds no study.db" in result.err and len(result.err.strip().splitlines()) == 1

@@ -5,8 +5,8 @@ trial costs the epochs it trained, an over-budget or repeated candidate none; th
 take the sum past the budget does not count), and runs with
 `--seeds` seeds. Strategies (add more in STRATEGIES):
   random-pruned  random sampling with the default search's pruner (asha's first_rung/reduction_factor
-                 when the default does not prune: the quickstart now doesn't);
-  random         random sampling, every candidate trained to the end;
+                 when the default does not prune: the quickstart now doesn't), no FLOP floor;
+  random         random sampling under the budget alone, every candidate trained to the end;
   default        the sandbox's default search (the space's `search:` sampler and pruner).
 Per strategy it prints, as the mean and range over seeds: the best validation accuracy, the test
 accuracy of that pick (reported only, never used to choose), the epochs used, and the trial at
@@ -44,8 +44,8 @@ from sandbox.train.device import set_cpu_threads
 
 REPO = Path(__file__).resolve().parents[1]
 STRATEGIES: dict[str, Callable[[SearchRun], dict[str, Any]]] = {
-    "random-pruned": lambda run: {"sampler": "random", "pruner": pruning(run.config.pruner)},
-    "random": lambda run: {"sampler": "random", "pruner": "none"},
+    "random-pruned": lambda run: {"sampler": "random", "pruner": pruning(run.config.pruner), "floor": None},
+    "random": lambda run: {"sampler": "random", "pruner": "none", "floor": None},
     "default": lambda run: {},
     # the default search before issue 12 (TPE with the median pruner), for comparison only
     "tpe-median": lambda run: {"sampler": "tpe", "pruner": "median", "startup_trials": None},

@@ -350,6 +350,7 @@ def test_evaluate_reports_unreadable_weights(
     out = tmp_path / "run"
     run(tiny(synthetic, epochs=1), out_dir=out)
     (out / WEIGHTS_FILE).write_bytes(b"not safetensors")
+    capsys.readouterr()  # what training said (the carved validation split)
     assert main(["evaluate", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: cannot load the weights of") and err.count("\n") == 1

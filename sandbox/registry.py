@@ -4,7 +4,7 @@ A plugin is a plain function. Its signature is its schema: the first positional 
 number of input channels, every keyword parameter is a key the spec may set (the annotation is the
 type, the default makes it optional). Nothing else is declared, so a plugin is one short file.
 
-Plugins come from three places, loaded in this order: the built-in `plugins` package, installed
+Plugins come from three places, loaded in this order: the built-in `sandbox.plugins` package, installed
 packages declaring the entry-point group `sandbox.plugins`, and files named by a spec's `plugins:`
 list or by `--plugin`. A name registered twice from two different places is an error naming both.
 """
@@ -28,7 +28,7 @@ from typing import Any
 from sandbox.errors import PluginError, SpecError, describe
 
 KINDS = ("stem", "branch", "downsample")
-BUILTIN_MODULES = ("plugins.stems", "plugins.branches", "plugins.downsamples")
+BUILTIN_MODULES = ("sandbox.plugins.stems", "sandbox.plugins.branches", "sandbox.plugins.downsamples")
 ENTRY_POINT_GROUP = "sandbox.plugins"
 
 USER_MODULES = "sandbox_user_plugins"  # the package name plugin files are imported under

@@ -6,9 +6,9 @@ from typing import Any
 
 from torch import nn
 
-from plugins.branches import chain
 from sandbox import register_stem
 from sandbox.layers import conv_norm_act
+from sandbox.plugins.branches import chain
 
 
 @register_stem("googlenet")

@@ -1,1 +1,0 @@
-"""Example user plugins. They are not loaded by default: a spec names them in `plugins:`."""

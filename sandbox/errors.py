@@ -6,6 +6,9 @@ Every problem a user can cause (a bad spec, a missing dataset, a bad storage URL
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 MAX_MESSAGE = 2000  # characters of an error line: a value quoted whole (a 100,000-node --set) would fill megabytes
 
 
@@ -41,3 +44,10 @@ def describe(err: BaseException) -> str:
     """`Type: first line` of a foreign exception, so a SandboxError wrapping it stays one line."""
     lines = str(err).strip().splitlines()
     return f"{type(err).__name__}: {lines[0]}" if lines else type(err).__name__
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """`; did you mean 'lr'?` when one of `choices` is close to `word` (a typo), else "": the
+    suffix every "unknown key" or "unknown name" error ends with."""
+    hint = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f"; did you mean {hint[0]!r}?" if hint else ""

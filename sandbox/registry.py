@@ -11,7 +11,6 @@ list or by `--plugin`. A name registered twice from two different places is an e
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import importlib
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sandbox.errors import PluginError, SpecError, describe
+from sandbox.errors import PluginError, SpecError, describe, did_you_mean
 
 KINDS = ("stem", "branch", "downsample")
 BUILTIN_MODULES = ("sandbox.plugins.stems", "sandbox.plugins.branches", "sandbox.plugins.downsamples")
@@ -186,9 +185,7 @@ class Registry:
         if isinstance(name, str) and name in known:
             return known[name]
         names = sorted(known)
-        hint = difflib.get_close_matches(str(name), names, n=1)
-        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise SpecError(path, f"unknown {kind} {name!r} (known: {', '.join(names)}{suffix})")
+        raise SpecError(path, f"unknown {kind} {name!r} (known: {', '.join(names)}{did_you_mean(name, names)})")
 
     def all(self, kind: str) -> list[Plugin]:
         self.discover()

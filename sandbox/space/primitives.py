@@ -24,7 +24,7 @@ from optuna.distributions import (
     distribution_to_json,
 )
 
-from sandbox.errors import SpecError
+from sandbox.errors import SpecError, did_you_mean
 from sandbox.registry import REGISTRY
 from sandbox.spec.schema import PLUGIN_SLOTS
 
@@ -77,7 +77,9 @@ def parse_primitive(value: Any, path: str) -> Primitive | None:
     allowed = (kind, *PRIMITIVE_KEYS[kind])
     for key in value:
         if key not in allowed:
-            raise SpecError(f"{path}.{key}", f"unknown key in a {{{kind}: ...}} search primitive")
+            raise SpecError(
+                f"{path}.{key}", f"unknown key in a {{{kind}: ...}} search primitive{did_you_mean(key, allowed)}"
+            )
     if kind == "choice":
         options = value["choice"]
         if not isinstance(options, list) or not options:

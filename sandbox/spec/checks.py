@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
-from sandbox.errors import SpecError
+from sandbox.errors import SpecError, did_you_mean
 
 T = TypeVar("T")
 
@@ -71,7 +71,7 @@ def parse_section(cls: type[T], raw: Any, path: str) -> T:
     allowed = [field.name for field in fields(cls)]  # type: ignore[arg-type]
     for key in section:
         if key not in allowed:
-            raise SpecError(f"{path}.{key_text(key)}", f"unknown key (allowed here: {', '.join(sorted(allowed))})")
+            raise SpecError(f"{path}.{key_text(key)}", unknown_key(key, sorted(allowed)))
     return cls(**{key: check_type(value, hints[key], f"{path}.{key}") for key, value in section.items()})
 
 
@@ -172,10 +172,15 @@ def check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], path: str, re
     prefix = f"{path}." if path else ""
     for key in mapping:
         if key not in allowed:
-            raise SpecError(f"{prefix}{key_text(key)}", f"unknown key (allowed here: {', '.join(allowed)})")
+            raise SpecError(f"{prefix}{key_text(key)}", unknown_key(key, allowed))
     for key in required:
         if key not in mapping:
             raise SpecError(path or "spec", f"missing key {key!r}")
+
+
+def unknown_key(key: Any, allowed: Sequence[str]) -> str:
+    """The message for a key not among `allowed`: them all, and the likely one when it was a typo."""
+    return f"unknown key (allowed here: {', '.join(allowed)}{did_you_mean(key, allowed)})"
 
 
 def key_text(key: Any) -> str:

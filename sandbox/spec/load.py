@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 
 import yaml
 
-from sandbox.errors import PluginError, SpecError
+from sandbox.errors import PluginError, SpecError, did_you_mean
 from sandbox.registry import REGISTRY, Param
 from sandbox.search.config import search_config
 from sandbox.spec.checks import (
@@ -381,7 +381,8 @@ def _call(
     for key in given:
         if key not in params:
             takes = ", ".join(params) or "no keys"
-            raise SpecError(f"{path}.{key_text(key)}", f"unknown key for {kind} {plugin.name!r} (takes: {takes})")
+            hint = did_you_mean(key, params)
+            raise SpecError(f"{path}.{key_text(key)}", f"unknown key for {kind} {plugin.name!r} (takes: {takes}{hint})")
     forced = _imposed(imposed or {}, given, params, f"{kind} {plugin.name!r}", path)
     merged = {k: v for k, v in defaults.items() if k in params} | {k: v for k, (v, _) in forced.items()} | given
     for name, param in params.items():

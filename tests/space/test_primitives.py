@@ -83,6 +83,11 @@ def test_malformed_primitives_name_their_key(value: dict[str, Any], path: str) -
     assert err.value.path == path
 
 
+def test_a_misspelt_primitive_key_is_named_with_the_likely_one() -> None:
+    with pytest.raises(SpecError, match=r"unknown key in a \{int: ...\} search primitive; did you mean 'step'\?"):
+        parse_primitive({"int": [1, 8], "stp": 2}, "x")
+
+
 def test_signature_changes_when_a_choice_list_changes(small_spec) -> None:
     before = space(small_spec)
     after = space(small_spec)

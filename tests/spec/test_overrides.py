@@ -78,6 +78,13 @@ def test_overridden_spec_is_validated_like_the_file(write_yaml: Callable[..., Pa
         assert err.value.path == key
 
 
+def test_a_misspelt_section_key_is_named_with_the_likely_one(
+    write_yaml: Callable[..., Path], small_spec: Callable
+) -> None:
+    with pytest.raises(SpecError, match=r"allowed here: .*; did you mean 'lr'\?\) \(set by --set train.lrr=1\)"):
+        load_overridden(write_yaml(small_spec()), ["train.lrr=1"])
+
+
 def test_train_exits_2_naming_the_key(
     write_yaml: Callable[..., Path], small_spec: Callable, cli: Any, tmp_path: Path
 ) -> None:

@@ -82,8 +82,9 @@ def _print_epoch(epochs: int) -> Callable[[int, dict[str, Any]], None]:
 
     def on_epoch(index: int, record: dict[str, Any]) -> None:
         print(
-            f"epoch {index + 1}/{epochs}: loss {record['loss']:.4f}  val {record['val_accuracy']:.2%}  "
-            f"lr {record['lr']:.4g}  {record['images_per_second']:,.0f} images/s  {record['seconds']:.1f} s",
+            f"epoch {index + 1}/{epochs}: train loss {record['loss']:.4f} {record['train_accuracy']:.2%}  "
+            f"val loss {record['val_loss']:.4f} {record['val_accuracy']:.2%}  lr peak {record['lr_peak']:.4g}  "
+            f"{record['images_per_second']:,.0f} images/s  {record['seconds']:.1f} s",
             flush=True,
         )
 

@@ -4,8 +4,9 @@
 the run as it goes; a resumed run rewrites it from its checkpoint's history first, dropping rows
 of epochs trained after that checkpoint. TensorBoard event files (RUN_DIR/tensorboard) are written
 when the `tensorboard` package is installed (`pip install -e ".[tensorboard]"`), else skipped with a
-note. `curves.png` plots loss, validation accuracy and learning rate per epoch; it is drawn at each
-checkpoint and at the end.
+note. `curves.png` plots training and validation loss, training and validation accuracy, and the
+learning rate (each epoch's peak and mean) per epoch; it is drawn at each checkpoint and at the end.
+What each column measures is in `sandbox.train.loop`'s docstring.
 
 A search's trials write history.csv only: events and plots are for runs someone watches
 (`sandbox train`), and a plot per trial would cost each trial a matplotlib import.
@@ -23,8 +24,16 @@ from sandbox.train.rundir import atomic_write
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"
 EVENTS_DIR = "tensorboard"
-COLUMNS = ("epoch", "loss", "val_accuracy", "lr", "images_per_second", "images", "seconds")
-SCALARS = ("loss", "val_accuracy", "lr", "images_per_second")
+COLUMNS = (
+    "epoch", "loss", "train_accuracy", "val_loss", "val_accuracy", "lr_peak", "lr_mean",
+    "images_per_second", "images", "seconds",
+)  # fmt: skip
+SCALARS = ("loss", "train_accuracy", "val_loss", "val_accuracy", "lr_peak", "lr_mean", "images_per_second")
+PANELS = (  # curves.png: a panel's title and its (history key, legend label) lines
+    ("loss", (("loss", "train"), ("val_loss", "validation"))),
+    ("accuracy", (("train_accuracy", "train"), ("val_accuracy", "validation"))),
+    ("learning rate", (("lr_peak", "peak"), ("lr_mean", "mean"))),
+)
 
 
 def summary_writer_class() -> Any | None:
@@ -62,7 +71,8 @@ class RunLog:
             csv.DictWriter(file, COLUMNS, extrasaction="ignore").writerow(record)
         if self.events is not None:
             for key in SCALARS:
-                self.events.add_scalar(key, record[key], record["epoch"])
+                if key in record:  # a checkpoint written before a column existed lacks it
+                    self.events.add_scalar(key, record[key], record["epoch"])
             self.events.flush()
 
     def plot(self, history: Sequence[Mapping[str, Any]]) -> None:
@@ -75,19 +85,24 @@ class RunLog:
 
 
 def plot_curves(history: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """Loss, validation accuracy and learning rate against the epoch, side by side, written atomically."""
+    """Loss, accuracy (train and validation each) and learning rate against the epoch, side by side,
+    written atomically. A line is left out where no epoch has its column (a history resumed from a
+    checkpoint written before the column existed)."""
     import matplotlib
 
     matplotlib.use("Agg")  # no display: files only
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    epochs = [record["epoch"] for record in history]
-    figure, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
-    for ax, (key, title) in zip(
-        axes, (("loss", "training loss"), ("val_accuracy", "validation accuracy"), ("lr", "learning rate")), strict=True
-    ):
-        ax.plot(epochs, [record[key] for record in history], marker="o" if len(epochs) < 30 else None)
+    figure, axes = plt.subplots(1, len(PANELS), figsize=(12, 3.2), layout="constrained")
+    marker = "o" if len(history) < 30 else None
+    for ax, (title, lines) in zip(axes, PANELS, strict=True):
+        for key, label in lines:
+            points = [(record["epoch"], record[key]) for record in history if record.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=marker, label=label)
+        if ax.lines:
+            ax.legend(fontsize="small")
         ax.set_title(title)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -7,8 +7,17 @@ network: fp32, eval mode, NCHW, in batches of `train.batch_size`. So `evaluate` 
 
 `train_run` is what `sandbox train` and the search call. The data stays on the device when it fits
 (else on the host, `sandbox.train.data`): an epoch is one permutation, then batches gathered by it
-and augmented on the device. The loss is read back once per epoch (one device sync), which is also
-where a non-finite loss stops the run.
+and augmented on the device. The epoch's figures (training loss and accuracy, validation loss and
+accuracy) are summed on the device and read back together once per epoch (one device sync), which is
+also where a non-finite loss stops the run.
+
+What `history` holds per epoch, and how each figure is measured without changing training: `loss`
+and `train_accuracy` are the means over the epoch's steps, from the logits each step already
+computes (in train mode, augmented, mixed where mixup or cutmix is on: then against the larger of
+the two labels), so they lag the end-of-epoch network; `val_loss` (plain cross-entropy, no label
+smoothing) and `val_accuracy` come from one eval-mode pass over the validation split; `lr_peak` and
+`lr_mean` are the highest and the mean learning rate the epoch's steps used (the rate after the
+last step, which reads 0 at the end of a cosine schedule, is not what the epoch trained with).
 
 The recipe's extras (`sandbox.train.augment`, `.finetune`, `.checkpoint`, `.history`) cost nothing
 when off, the default: no per-step work, and no checkpoint, event file or plot unless asked for.
@@ -30,7 +39,7 @@ import math
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -211,7 +220,7 @@ def _run(
 
 def _loss_function(
     model: InceptionNet, config: TrainConfig, bf16: bool, device: torch.device, *, soft: bool = False
-) -> Callable[..., Tensor]:
+) -> Callable[..., tuple[Tensor, Tensor]]:
     """Main loss plus the weighted aux losses, under autocast; compiled when `train.compile` asks.
 
     `soft`: the targets are mixup's soft labels (label smoothing already in them), scored by timm's
@@ -221,19 +230,20 @@ def _loss_function(
         SoftTargetCrossEntropy() if soft else functools.partial(F.cross_entropy, label_smoothing=config.label_smoothing)
     )
 
-    def loss_of(x: Tensor, y: Tensor) -> Tensor:
+    def loss_of(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The loss, and the main head's logits (detached) for the training accuracy."""
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits, aux_logits = model.forward_with_aux(x)
             loss = criterion(logits, y)
             for weight, aux in zip(aux_weights, aux_logits, strict=True):
                 loss = loss + weight * criterion(aux, y)
-        return loss
+        return loss, logits.detach()
 
     if config.compile is False:
         return loss_of
     compiled = torch.compile(loss_of, mode=None if config.compile is True else config.compile)
 
-    def step_loss(x: Tensor, y: Tensor) -> Tensor:
+    def step_loss(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         torch.compiler.cudagraph_mark_step_begin()  # lets CUDA-graph modes reuse their memory each step
         return compiled(x, y)
 
@@ -285,6 +295,8 @@ def _fit(
         model.train()
         order = torch.randperm(len(data.train), device=device, generator=generator)[: steps * batch]
         loss_sum = torch.zeros((), device=device)
+        right = torch.zeros((), dtype=torch.int64, device=device)  # training images classified right
+        rates: list[float] = []  # the learning rate each step used
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", unit="batch", leave=False,
                    disable=not progress, file=sys.stderr)  # fmt: skip
         shown = began
@@ -292,11 +304,13 @@ def _fit(
             x, y = to_float(augmenter(images), channels_last=config.channels_last), labels
             if mix is not None:
                 x, y = mix(x, y)
-            loss = loss_of(x, y)
+            loss, logits = loss_of(x, y)
+            right += (logits.argmax(1) == (y.argmax(1) if y.dim() > 1 else y)).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if clip is not None:
                 clip()
+            rates.append(optimizer.param_groups[0]["lr"])
             optimizer.step()
             update = epoch * steps + step + 1
             if ema is not None:
@@ -308,9 +322,12 @@ def _fit(
             if progress and time.perf_counter() - shown > LOSS_SHOWN_EVERY:  # a sync: only with the bar shown
                 bar.set_postfix(loss=f"{loss_sum.item() / (step + 1):.4f}", refresh=False)
                 shown = time.perf_counter()
-        mean_loss = loss_sum.item() / steps  # the epoch's one sync
+        _synchronize(device)  # the steps' time alone: images/s leaves validation out
         seconds = time.perf_counter() - began
         bar.close()
+        val = _scores(evaluated, data.val, batch=batch, bf16=bf16, channels_last=config.channels_last)
+        sums = torch.stack([loss_sum.double(), right.double(), *(v.double() for v in val)]).tolist()  # one read
+        mean_loss = sums[0] / steps
         if not math.isfinite(mean_loss):
             raise TrainingError(
                 f"the training loss became {mean_loss} in epoch {epoch + 1}: lower train.lr (now {config.lr}) "
@@ -319,8 +336,11 @@ def _fit(
         record = {
             "epoch": epoch + 1,
             "loss": mean_loss,
-            "val_accuracy": accuracy(evaluated, data.val, batch=batch, bf16=bf16, channels_last=config.channels_last),
-            "lr": optimizer.param_groups[0]["lr"],
+            "train_accuracy": sums[1] / (steps * batch),
+            "val_loss": sums[2] / len(data.val),
+            "val_accuracy": sums[3] / len(data.val),
+            "lr_peak": max(rates),
+            "lr_mean": sum(rates) / len(rates),
             "images_per_second": steps * batch / seconds,
             "images": steps * batch,
             "seconds": seconds,
@@ -346,15 +366,16 @@ def _synchronize(device: torch.device) -> None:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, channels_last: bool = False) -> Tensor:
-    """Predicted classes for a whole split, in eval mode (the model is left in eval mode).
+def _logits(
+    model: nn.Module, split: Split, *, batch: int, bf16: bool, channels_last: bool
+) -> Iterator[tuple[int, Tensor]]:
+    """(start, logits) for a whole split in eval mode, batch by batch (the model is left in eval mode).
 
     Every forward pass has the training batch's shape, the last one padded with blank images:
     cuDNN then autotunes no new shapes (one per evaluation size and remainder), and `evaluate`,
     which predicts with the spec's batch size too, runs the very same kernels as training did.
     """
     model.eval()
-    outputs = []
     for start in range(0, len(split), batch):
         images = split.window(start, start + batch)
         short = batch - len(images)
@@ -362,8 +383,25 @@ def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, c
             images = torch.cat([images, images.new_zeros((short, *images.shape[1:]))])
         x = to_float(images, channels_last=channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
-            outputs.append(model(x).argmax(1)[: batch - short])
-    return torch.cat(outputs)
+            yield start, model(x)[: batch - short]
+
+
+def predict(model: nn.Module, split: Split, *, batch: int, bf16: bool = False, channels_last: bool = False) -> Tensor:
+    """Predicted classes for a whole split, in eval mode (the model is left in eval mode)."""
+    found = _logits(model, split, batch=batch, bf16=bf16, channels_last=channels_last)
+    return torch.cat([logits.argmax(1) for _, logits in found])
+
+
+def _scores(model: nn.Module, split: Split, *, batch: int, bf16: bool, channels_last: bool) -> tuple[Tensor, Tensor]:
+    """The summed cross-entropy and the count classified right, from one pass, left on the device
+    (the caller reads them back with the training figures, in one sync)."""
+    loss = torch.zeros((), dtype=torch.float64, device=split.device)
+    right = torch.zeros((), dtype=torch.int64, device=split.device)
+    for start, logits in _logits(model, split, batch=batch, bf16=bf16, channels_last=channels_last):
+        labels = split.labels[start : start + len(logits)]
+        loss += F.cross_entropy(logits.float(), labels, reduction="sum")
+        right += (logits.argmax(1) == labels).sum()
+    return loss, right
 
 
 def correct(model: nn.Module, split: Split, *, batch: int) -> np.ndarray:

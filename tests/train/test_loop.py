@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 import yaml
+from safetensors.torch import load_file
 
 import sandbox.train.loop
 from sandbox.cli import main
@@ -51,7 +52,7 @@ TINY: dict[str, Any] = {
     "head": {"dropout": 0.0},
     "train": {"epochs": 2, "batch_size": 32, "lr": 0.05, "warmup_epochs": 0},
 }
-FIELDS = {"loss", "val_accuracy", "lr", "images_per_second"}
+FIELDS = {"loss", "train_accuracy", "val_loss", "val_accuracy", "lr_peak", "lr_mean", "images_per_second"}
 
 
 def tiny(data_root: Path | None = None, **train: Any) -> dict[str, Any]:
@@ -154,6 +155,22 @@ def test_same_seed_same_metrics_other_seed_other_metrics(synthetic: Path) -> Non
     first = scores(1)
     assert scores(1) == first
     assert scores(2) != first
+
+
+def test_history_logs_what_the_epoch_trained_with_and_training_is_unchanged(synthetic: Path, tmp_path: Path) -> None:
+    """The logged figures are consistent, and logging them (from the step's own logits, summed on the
+    device) leaves training as it was: two runs with one seed save equal weights."""
+    raw = tiny(synthetic, epochs=1, lr=0.2)
+    first = run(raw, out_dir=tmp_path / "a")
+    (record,) = first["history"]
+    assert record["lr_peak"] == 0.2 and 0 < record["lr_mean"] < 0.2  # the cosine within the epoch; after it, 0
+    assert 0 <= record["train_accuracy"] <= 1 and 0 <= record["val_accuracy"] <= 1
+    assert 0 < record["val_loss"] < 10 and record["val_accuracy"] == first["val_accuracy"]  # fp32, no EMA
+    run(raw, out_dir=tmp_path / "b")
+    weights = [load_file(str(tmp_path / d / WEIGHTS_FILE)) for d in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    warm = run(tiny(synthetic, epochs=2, lr=0.2, warmup_epochs=1))["history"]
+    assert warm[0]["lr_mean"] < warm[0]["lr_peak"] < 0.2  # the warmup's ramp, steps after the first
 
 
 def test_learns_the_synthetic_classes(synthetic: Path) -> None:
@@ -313,7 +330,7 @@ def test_train_and_evaluate_commands(
     finally:
         torch.set_num_threads(threads)
     printed = capsys.readouterr().out
-    assert "epoch 1/1: loss" in printed and "test accuracy" in printed
+    assert "epoch 1/1: train loss" in printed and "val loss" in printed and "test accuracy" in printed
     metrics = json.loads((out / METRICS_FILE).read_text())
     assert metrics["epochs"] == 1 and metrics["seed"] == 3 and metrics["threads"] == 1
     assert metrics["train_precision"] == precision and metrics["eval_precision"] == "fp32"

@@ -23,7 +23,7 @@ from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
 from sandbox.spec.load import load_spec
 from sandbox.train.checkpoint import CHECKPOINT_FILE
-from sandbox.train.history import CURVES_FILE, EVENTS_DIR, HISTORY_FILE
+from sandbox.train.history import CURVES_FILE, EVENTS_DIR, HISTORY_FILE, SCALARS
 from sandbox.train.loop import train_run
 from sandbox.train.rundir import METRICS_FILE, WEIGHTS_FILE
 from tests.paths import REPO
@@ -85,7 +85,8 @@ def test_history_csv_grows_as_training_goes(synthetic: Path, tmp_path: Path) -> 
     run(tiny(synthetic, epochs=3), out_dir=out, on_epoch=lambda i, r: seen.append(len(rows(out))))
     assert seen == [1, 2, 3]
     table = rows(out)
-    assert [int(r["epoch"]) for r in table] == [1, 2, 3] and {"loss", "val_accuracy", "lr"} <= table[0].keys()
+    assert [int(r["epoch"]) for r in table] == [1, 2, 3]
+    assert {"loss", "train_accuracy", "val_loss", "val_accuracy", "lr_peak", "lr_mean"} <= table[0].keys()
     # A plain run (what a search trial is) writes no checkpoint, no events and no plot.
     assert not {CHECKPOINT_FILE, CURVES_FILE, EVENTS_DIR} & {p.name for p in out.iterdir()}
 
@@ -125,7 +126,7 @@ def test_tensorboard_gets_every_epoch_when_installed(
     metrics = train_run(load_spec(tiny(synthetic)), out_dir=tmp_path / "run", device="cpu", progress=False, watch=True)
     assert opened == [{"log_dir": str(tmp_path / "run" / EVENTS_DIR), "purge_step": 1}, {"closed": True}]
     assert ("val_accuracy", metrics["history"][1]["val_accuracy"], 2) in events
-    assert {key for key, _, _ in events} == {"loss", "val_accuracy", "lr", "images_per_second"}
+    assert {key for key, _, _ in events} == set(SCALARS)
 
 
 def test_a_resumed_run_ends_as_an_uninterrupted_one(synthetic: Path, tmp_path: Path) -> None:
@@ -234,7 +235,7 @@ def test_train_resume_on_the_command_line(synthetic: Path, tmp_path: Path, capsy
     try:
         assert main(["train", "--resume", str(out), *base]) == 0  # the run's own spec.yaml
         printed = capsys.readouterr().out
-        assert f"resuming {out} after epoch 1 of 2" in printed and "epoch 2/2: loss" in printed
+        assert f"resuming {out} after epoch 1 of 2" in printed and "epoch 2/2: train loss" in printed
         assert "epoch 1/2" not in printed and (out / METRICS_FILE).exists()
         assert main(["train", str(spec), "--resume", str(out), "--set", "train.lr=0.3", *base]) == 2
         err = capsys.readouterr().err

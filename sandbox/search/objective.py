@@ -21,6 +21,7 @@ fixed part of the network or the recipe may differ between the runs that shared 
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sandbox.errors import SpecError, describe
 from sandbox.model.flops import count
+from sandbox.search.progress import TrialProgress
 from sandbox.search.results import is_result
 from sandbox.search.run import WORKER, SearchRun
 from sandbox.space.primitives import Primitive, sample
@@ -148,14 +150,21 @@ class Objective:
         train = self.train or train_run
         run, config = self.run, self.run.config
         out_dir = run.trial_dir(trial.number)
+        epochs = self._epochs(spec)
+        rungs = config.rungs(epochs) if config.rung_schedule == "complete" else []
+        progress = TrialProgress(
+            trial.study.get_trials(deepcopy=False), trial.number, sum(rungs) + epochs, config.trials,
+            bar=sys.stderr.isatty() and (config.workers or 1) == 1,
+        )  # fmt: skip
 
         def on_epoch(epoch: int, record: Mapping[str, Any]) -> None:
+            progress.epoch(epoch, record)
             trial.set_user_attr("epochs_trained", epoch + 1)
             if config.multi_objective:
                 return  # Optuna prunes single-objective studies only
             trial.report(record["val_accuracy"], epoch + 1)  # step = epochs trained, as rungs count them
             if trial.should_prune():
-                raise optuna.TrialPruned(f"val accuracy {record['val_accuracy']:.4f} at epoch {epoch + 1}")
+                raise optuna.TrialPruned(f"val accuracy {record['val_accuracy']:.2%} at epoch {epoch + 1}")
 
         def run_for(epochs: int | None, **where: Any) -> Mapping[str, Any]:
             return train(
@@ -170,12 +179,14 @@ class Objective:
 
         try:
             if config.rung_schedule == "complete":
-                metrics = self._train_by_rungs(trial, run_for, self._epochs(spec), out_dir)
+                metrics = self._train_by_rungs(trial, run_for, epochs, out_dir, progress)
             else:
                 metrics = run_for(config.epochs, out_dir=out_dir, on_epoch=on_epoch)
         except Exception:  # pruned or failed: no half-written run directory is left
             shutil.rmtree(out_dir, ignore_errors=True)
             raise
+        finally:
+            progress.close()
         for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
             trial.set_user_attr(key, metrics[key])
         for split, bits in metrics.get("correct", {}).items():  # per-image records: `sandbox.paired`
@@ -189,21 +200,31 @@ class Objective:
         return spec.train.epochs if self.run.config.epochs is None else self.run.config.epochs
 
     def _train_by_rungs(
-        self, trial: Trial, run_for: Callable[..., Mapping[str, Any]], epochs: int, out_dir: Path
+        self,
+        trial: Trial,
+        run_for: Callable[..., Mapping[str, Any]],
+        epochs: int,
+        out_dir: Path,
+        progress: TrialProgress,
     ) -> Mapping[str, Any]:
         """`rung_schedule: complete`: before the full run, a complete short schedule per rung (the
         recipe with as many epochs as the rung), its final validation accuracy reported at that
         rung; a trial pays for every schedule it trains."""
         spent = 0
+
+        def shown(epoch: int, record: Mapping[str, Any]) -> None:
+            progress.epoch(spent + epoch, record)
+
         for rung in self.run.config.rungs(epochs):
-            accuracy = float(run_for(rung)["val_accuracy"])
+            accuracy = float(run_for(rung, on_epoch=shown)["val_accuracy"])
             spent += rung
             trial.set_user_attr("epochs_trained", spent)
             trial.report(accuracy, rung)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"val accuracy {accuracy:.4f} after a complete {rung}-epoch schedule")
+                raise optuna.TrialPruned(f"val accuracy {accuracy:.2%} after a complete {rung}-epoch schedule")
 
         def tally(epoch: int, record: Mapping[str, Any]) -> None:
+            shown(epoch, record)
             trial.set_user_attr("epochs_trained", spent + epoch + 1)
 
         metrics = run_for(epochs, out_dir=out_dir, on_epoch=tally)

@@ -66,7 +66,7 @@ def test_plugins_lists_builtins_with_params_defaults_and_source(
 ) -> None:
     result = cli("plugins")
     assert (result.code, result.err) == (0, "")
-    assert listed_plugins(result.out)[(kind, name)] == (params, str(REPO / "plugins" / file))
+    assert listed_plugins(result.out)[(kind, name)] == (params, str(REPO / "sandbox" / "plugins" / file))
 
 
 def test_plugins_lists_a_plugin_file_given_on_the_command_line(cli: Callable[..., CliResult]) -> None:

@@ -69,8 +69,10 @@ def conv(
     """One convolution of any kernel and padding, [1, 3] or [3, 1] too: a part of a split branch, or
     Inception-v3's 3x3/2 reduction."""
     pad = None if padding is None else _pair(padding, "padding")
-    options = {"stride": stride, "padding": pad, "norm": norm, "act": act, "norm_eps": norm_eps}
-    return conv_norm_act(in_channels, out, _pair(kernel, "kernel"), **options)
+    kernel_size = _pair(kernel, "kernel")
+    return conv_norm_act(
+        in_channels, out, kernel_size, stride=stride, padding=pad, norm=norm, act=act, norm_eps=norm_eps
+    )
 
 
 def _reduced(
@@ -87,7 +89,7 @@ def _reduced(
     layers = [conv_norm_act(in_channels, reduce, 1, **style)]
     width = reduce
     for i, (kernel, out) in enumerate(zip(kernels, widths, strict=True)):
-        last = {"stride": stride, "padding": padding} if i == len(kernels) - 1 else {}
+        last: dict[str, Any] = {"stride": stride, "padding": padding} if i == len(kernels) - 1 else {}
         layers.append(conv_norm_act(width, out, kernel, **last, **style))
         width = out
     return nn.Sequential(*layers)
@@ -190,7 +192,7 @@ def chain(
     style: dict[str, Any] = {"norm": norm, "act": act, "norm_eps": norm_eps}
     layers = []
     for i, (kernel, out) in enumerate(zip(sizes, widths, strict=True)):
-        where = {"stride": stride, "padding": pad} if i == last else {}
+        where: dict[str, Any] = {"stride": stride, "padding": pad} if i == last else {}
         layers.append(conv_norm_act(in_channels if i == 0 else widths[i - 1], out, kernel, **where, **style))
     return nn.Sequential(*layers)
 

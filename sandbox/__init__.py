@@ -4,6 +4,7 @@ __version__ = "0.2.0"
 
 from sandbox.errors import PluginError, SandboxError, SpecError
 from sandbox.registry import REGISTRY, register_branch, register_downsample, register_stem
+from sandbox.spec.shipped import list_specs
 
 __all__ = [
     "REGISTRY",
@@ -12,6 +13,7 @@ __all__ = [
     "SpecError",
     "__version__",
     "build",
+    "list_specs",
     "load_spec",
     "register_branch",
     "register_downsample",

@@ -18,12 +18,37 @@ from collections.abc import Sequence
 from sandbox import __version__
 from sandbox.errors import SandboxError
 
-COMMANDS = ("plugins", "show", "train", "evaluate", "search", "report", "dashboard", "export", "predict")
+COMMANDS = ("specs", "plugins", "show", "train", "evaluate", "search", "report", "dashboard", "export", "predict")
+
+
+def settings_last(argv: Sequence[str]) -> list[str]:
+    """`argv` with every `--set` and the KEY=VALUE words after it moved to the end, in order, so that
+    `--set KEY=VALUE SPEC` works: a `nargs="+"` option otherwise swallows the spec ("required: spec").
+    A word without `=` ends the group (it is the spec); anything after `--` stays where it is."""
+    head = list(argv)
+    tail: list[str] = []
+    i = 0
+    while i < len(head) and head[i] != "--":
+        if head[i] != "--set":
+            i += 1
+            continue
+        end = i + 1
+        while end < len(head) and "=" in head[end] and not head[end].startswith("-"):
+            end += 1
+        if end == i + 1:  # no KEY=VALUE after it: left for --set to report
+            i += 1
+            continue
+        tail += head[i:end]
+        del head[i:end]
+    if "--" in head:
+        cut = head.index("--")
+        return [*head[:cut], *tail, *head[cut:]]
+    return [*head, *tail]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m sandbox",
+        prog="sandbox",
         description="Inception Sandbox: build, train, search and export GoogLeNet-style networks.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -41,8 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed: `search` prints it to resume
+    typed = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(settings_last(typed))
+    args.argv = typed  # as typed: `search` prints it to resume
     try:
         return int(args.run(args) or 0)
     except SandboxError as err:

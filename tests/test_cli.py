@@ -1,4 +1,4 @@
-"""The `plugins` and `show` commands, run in-process as `python -m sandbox ...` would run them."""
+"""The `specs`, `plugins` and `show` commands and argument habits, run in-process as `sandbox ...` runs them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sandbox.model.flops import FLOPS_CONVENTION, count
+from sandbox.cli import build_parser, settings_last
+from sandbox.model.flops import FLOPS_CONVENTION, count, readable
+from sandbox.space.bounds import largest_flops, smallest_flops
+from sandbox.spec import shipped
 from tests.paths import REPO
+from tests.search.spaces import tiny_space
 
 if TYPE_CHECKING:
     from tests.conftest import CliResult
@@ -134,3 +138,54 @@ def test_show_a_missing_file_is_one_line(cli: Callable[..., CliResult], tmp_path
     result = cli("show", tmp_path / "nope.yaml")
     assert result.code == 2
     assert result.err == f"error: cannot read spec {tmp_path / 'nope.yaml'}: No such file or directory\n"
+
+
+def test_help_names_the_console_script() -> None:
+    assert build_parser().format_help().startswith("usage: sandbox ")
+
+
+def test_show_takes_a_shipped_name_and_set_before_it(cli: Callable[..., CliResult]) -> None:
+    plain = cli("show", "fmnist_baseline", "--json")
+    narrowed = cli("show", "--set", "stem.out=8", "head.dropout=0.1", "fmnist_baseline", "--json")
+    assert (plain.code, narrowed.code) == (0, 0)
+    assert json.loads(narrowed.out)["params"] < json.loads(plain.out)["params"]
+    result = cli("show", "--set", "stem.outt=8", "fmnist_baseline")
+    assert result.code == 2 and result.err.count("\n") == 1
+    assert result.err.startswith("error: stem.outt: unknown key") and "did you mean 'out'?" in result.err
+    assert "(set by --set stem.outt=8)" in result.err
+
+
+def test_set_before_the_spec_leaves_the_spec_to_its_argument() -> None:
+    argv = ["search", "--set", "train.lr=0.05", "search.trials=3", "quickstart", "--epochs", "2", "--set", "a.b=1"]
+    args = build_parser().parse_args(settings_last(argv))
+    assert args.spec == str(SEARCH_SPACES / "quickstart.yaml")
+    assert args.set == ["train.lr=0.05", "search.trials=3", "a.b=1"] and args.epochs == 2
+    assert settings_last(["train", "--set", "train.lr", "x.yaml"]) == ["train", "--set", "train.lr", "x.yaml"]
+
+
+def test_show_counts_read_as_people_say_them(cli: Callable[..., CliResult], small_spec: Callable, write_yaml) -> None:
+    file = write_yaml(small_spec())
+    params = count(file).params
+    assert params < 1_000_000 and f"= {params:,} params, " in cli("show", file).out  # not "0.00 M params"
+    assert (readable(4_858), readable(6_624_904), readable(1_200_000_000)) == ("4,858", "6.62 M", "1.20 G")
+
+
+def test_specs_lists_networks_with_counts_and_spaces_with_their_range(
+    cli: Callable[..., CliResult], small_spec: Callable, write_yaml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net, space = write_yaml(small_spec(), "small.yaml"), write_yaml(tiny_space(), "tiny.yaml")
+    monkeypatch.setattr(shipped, "INSTALLED", net.parent)
+    result = cli("specs")
+    assert result.code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in result.out.splitlines()[1:-1]}
+    counts = count(net)
+    assert rows["small"] == ["network", f"{counts.params:,}", f"{counts.flops / 1e6:,.1f}", "MFLOPs"]
+    low, high = (f"{flops / 1e6:,.1f}" for flops in (smallest_flops(tiny_space(), space.parent),
+                                                      largest_flops(tiny_space(), space.parent)))  # fmt: skip
+    assert rows["tiny"] == ["space", low, "to", high, "MFLOPs"]
+    assert cli("specs", "t*", "--names").out == "tiny\n"
+    missing = cli("specs", "x*")
+    assert (
+        missing.code == 2
+        and missing.err == "error: PATTERN: no shipped spec matches 'x*' (`sandbox specs` lists them all)\n"
+    )

@@ -18,3 +18,11 @@ def add_device_options(parser: argparse.ArgumentParser) -> None:
 def add_plugin_option(parser: argparse.ArgumentParser) -> None:
     """`--plugin FILE`, repeatable: plugin files loaded before the spec's own."""
     parser.add_argument("--plugin", action="append", default=[], metavar="FILE", help="load a plugin file first")
+
+
+def spec_file(text: str) -> str:
+    """The `type` of a SPEC argument: a file path, or a shipped spec's name (`quickstart`, `googlenet`;
+    `sandbox specs` lists them). A path that exists wins over a name."""
+    from sandbox.spec.shipped import resolve_spec
+
+    return str(resolve_spec(text))

@@ -9,28 +9,40 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
-from sandbox.commands import add_plugin_option
+from sandbox.commands import add_plugin_option, spec_file
+from sandbox.spec.overrides import add_set_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="print a spec's modules, shapes, parameters and FLOPs")
-    parser.add_argument("spec", help="a spec YAML file (concrete, or a search space)")
+    parser.add_argument("spec", type=spec_file, help="a spec YAML file or shipped name (concrete, or a search space)")
     parser.add_argument("--json", action="store_true", help="print {params, flops, modules} as JSON")
     parser.add_argument("--budget", help="FLOP budget to measure a space against (default: the spec's)")
     add_plugin_option(parser)
+    add_set_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from sandbox.spec.load import load_plugins, read_yaml
+    from sandbox.spec.overrides import apply_overrides, blaming
+
+    raw = apply_overrides(read_yaml(args.spec), args.set)  # read once: it may be a pipe
+    with blaming(args.set):  # an error at a key --set gave says so
+        load_plugins(raw, Path(args.spec).resolve().parent, args.plugin)
+        return _show(args, raw)
+
+
+def _show(args: argparse.Namespace, raw: dict[str, Any]) -> int:
+    """The space's dimensions and FLOP range, or the network's table."""
     from sandbox.model.flops import FLOPS_CONVENTION, count, format_table
     from sandbox.search.config import search_config
     from sandbox.space.bounds import space_flops
     from sandbox.space.primitives import primitives
-    from sandbox.spec.load import load_plugins, read_yaml, validate
+    from sandbox.spec.load import validate
 
-    raw = read_yaml(args.spec)
-    load_plugins(raw, Path(args.spec).resolve().parent, args.plugin)
     dimensions = primitives(raw)
     if dimensions:
         config = search_config(raw.get("search") or {}).with_overrides(budget=args.budget)
@@ -56,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
             )
         print(FLOPS_CONVENTION)
         return 0
-    spec = validate(raw, base=Path(args.spec).resolve().parent, source=Path(args.spec))  # read once: it may be a pipe
+    spec = validate(raw, base=Path(args.spec).resolve().parent, source=Path(args.spec))
     counts = count(spec)
     if args.json:
         print(json.dumps({**counts.as_dict(), "convention": FLOPS_CONVENTION}, indent=2))

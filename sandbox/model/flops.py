@@ -28,6 +28,15 @@ FLOPS_CONVENTION = (
 )
 
 
+def readable(number: int) -> str:
+    """A count as people say it: exact below a million ("4,858"), else three figures and a prefix
+    ("6.62 M", "1.20 G"): "0.00 M params" hid a small network's size entirely."""
+    for scale, prefix in ((1e9, "G"), (1e6, "M")):
+        if number >= scale:
+            return f"{number / scale:,.2f} {prefix}"
+    return f"{number:,}"
+
+
 @dataclass(frozen=True)
 class ModuleCount:
     name: str
@@ -111,6 +120,6 @@ def format_table(spec: Spec, counts: Counts) -> str:
         lines.append(f"{m.name:<22} {kind:<44} {shape:>14} {m.params:>12,} {m.flops:>15,}")
     lines.append("-" * len(header))
     lines.append(f"{'total':<22} {'':<44} {'':>14} {counts.params:>12,} {counts.flops:>15,}")
-    lines.append(f"= {counts.params / 1e6:.2f} M params, {counts.flops / 1e6:,.1f} MFLOPs per image")
+    lines.append(f"= {readable(counts.params)} params, {counts.flops / 1e6:,.1f} MFLOPs per image")
     lines.append(FLOPS_CONVENTION)
     return "\n".join(lines)

@@ -48,6 +48,7 @@ from sandbox.spec.schema import (
     SplitSpec,
     StageSpec,
 )
+from sandbox.spec.shipped import resolve_spec, shipped_name, unknown_spec_hint
 from sandbox.train.config import data_config, train_config
 
 MAX_YAML_BYTES = 16 * 2**20  # spec files are a few kB; bigger is a mistake, refused before reading
@@ -68,6 +69,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         if len(data) > MAX_YAML_BYTES:
             raise SpecError(str(path), f"larger than {MAX_YAML_BYTES // 2**20} MiB: not a spec")
         text = data.decode()
+    except FileNotFoundError as err:
+        raise SpecError("", f"cannot read spec {path}: {err.strerror or err}{unknown_spec_hint(path)}") from err
     except OSError as err:
         raise SpecError("", f"cannot read spec {path}: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
@@ -168,10 +171,27 @@ def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[
         raw, base = dict(source), Path.cwd()
         path = None
     else:
-        path = Path(source)
+        path = resolve_spec(source)
         raw, base = read_yaml(path), path.resolve().parent
     load_plugins(command_line=plugin_files)
+    refuse_space(raw, path)
     return validate(raw, base=base, source=path)
+
+
+def refuse_space(raw: Mapping[str, Any], source: Path | None) -> None:
+    """A search space where one network is needed (`build`, `train`) is an error that says so and
+    what to do, not a type error at its first primitive ("stem.out: expected an int, got a mapping")."""
+    from sandbox.space.primitives import primitives  # imports Optuna: only where a spec is loaded whole
+
+    found = primitives(raw)
+    if found:
+        name = shipped_name(source) or str(source) if source is not None else "SPEC"
+        raise SpecError(
+            str(source or "spec"),
+            f"is a search space ({len(found)} search primitives, the first at {found[0].path}), not one network: "
+            f"`sandbox show {name}` prints its FLOP range, `sandbox search {name}` trains candidates "
+            "and writes the best one's spec to RUN_DIR/best.yaml",
+        )
 
 
 def validate(raw: Mapping[str, Any], *, base: Path, source: Path | None = None) -> Spec:

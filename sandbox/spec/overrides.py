@@ -83,12 +83,14 @@ def _put(node: Any, keys: Sequence[str | int], value: Any, flag: str) -> None:
 
 def load_overridden(path: str | Path, settings: Sequence[str], *, plugin_files: Sequence[str | Path] = ()) -> Spec:
     """`load_spec(path)` with `settings` put over the file's values before it is checked."""
-    from sandbox.spec.load import load_plugins, read_yaml, validate
+    from sandbox.spec.load import load_plugins, read_yaml, refuse_space, validate
+    from sandbox.spec.shipped import resolve_spec
 
-    path = Path(path)
+    path = resolve_spec(path)
     raw = apply_overrides(read_yaml(path), settings)
     load_plugins(command_line=plugin_files)
     with blaming(settings):
+        refuse_space(raw, path)
         return validate(raw, base=path.resolve().parent, source=path)
 
 

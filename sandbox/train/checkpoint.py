@@ -119,9 +119,10 @@ def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is not a checkpoint of this sandbox version")
     before = checkpoint["identity"]  # the spec as written, then the recipe as run (command-line flags in it)
-    difference = first_difference(before["spec"], identity["spec"]) or first_difference(
-        before["train"], identity["train"], "train"
-    )
+    spec = identity["spec"]
+    if "normalize" not in spec and "normalize" in before["spec"]:  # unset: the dataset's own, as it resolved them
+        spec = {**spec, "normalize": before["spec"]["normalize"]}
+    difference = first_difference(before["spec"], spec) or first_difference(before["train"], identity["train"], "train")
     if difference is not None:
         raise SandboxError(
             f"cannot resume {run_dir}: its checkpoint is of another spec or recipe ({difference}); "

@@ -9,8 +9,14 @@ most `data.device_share` of the device's free memory. Otherwise it stays on the 
 CUDA) and each batch is gathered there and copied with `non_blocking`; augmentation is the same
 batched tensor work on the device either way, never a per-sample Python transform.
 
+The dataset's own per-channel mean and std (`Normalization`), what a spec without `normalize:`
+trains with: a release's published constants at its own channels (a gray release's repeated for
+RGB), else (an image folder, an RGB release read as gray) measured once on the training split as
+loaded, after carving and shaping, so no validation or test image enters them. A note says which
+(but for Fashion-MNIST, whose constants were always the default).
+
 `load` caches per dataset, root, device, split and shape, so a search that trains many candidates
-loads the data once.
+loads the data once (and measures the statistics once).
 """
 
 from __future__ import annotations
@@ -42,6 +48,20 @@ if TYPE_CHECKING:
 
 SPLIT_SEED = 20140917  # fixed: the validation split never depends on the training seed
 RESIZE_CHUNK = 2048  # images resized at once: bounds the float copy resizing makes
+STATS_CHUNK = 256  # images measured at once: bounds the float64 copy the statistics make
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """A dataset's own per-channel mean and std in [0, 1], and where they come from, in words."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    source: str
+
+    def record(self) -> dict[str, Any]:
+        """As metrics.json and the export record it."""
+        return {"mean": list(self.mean), "std": list(self.std), "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,7 @@ class Data:
     test: Split
     classes: tuple[str, ...] = ()  # names, in label order
     notes: tuple[str, ...] = ()  # what loading changed or decided (resized, carved, on the host), in words
+    normalization: Normalization | None = None  # the dataset's own; None only for a Data made by hand
 
     def counts(self) -> dict[str, Any]:
         """What metrics.json records of the data."""
@@ -188,6 +209,12 @@ def _load(config: DataConfig, root: Path, device: torch.device, channels: int | 
         )
     notes += _shape_notes(config.dataset, splits["train"][0], channels, size)
     shaped = {name: (_shape(images, channels, size), labels) for name, (images, labels) in splits.items()}
+    normalization = own_normalization(config.dataset, shaped["train"][0])
+    if config.dataset not in (FULL, SAMPLE):  # Fashion-MNIST's were always the default: no news
+        notes.append(
+            f"normalize: unset in a spec means this dataset's own per-channel mean {_numbers(normalization.mean)} "
+            f"and std {_numbers(normalization.std)} ({normalization.source})"
+        )
     resident, why = residency(sum(images.nbytes for images, _ in shaped.values()), device, config.device_share)
     notes += [why] if why else []
     for note in notes:
@@ -209,7 +236,35 @@ def _load(config: DataConfig, root: Path, device: torch.device, channels: int | 
         test=place(*shaped["test"]),
         classes=tuple(classes),
         notes=tuple(notes),
+        normalization=normalization,
     )
+
+
+def own_normalization(name: str, train: Tensor) -> Normalization:
+    """The dataset's own per-channel statistics at the channels of `train` (the shaped training split):
+    the release's published constants where its channels are these (a gray release's repeated for
+    RGB), else measured on `train`, rounded to 4 decimals as the published ones are."""
+    channels = train.shape[1]
+    release = RELEASES.get(name)
+    if release is not None and len(release.mean) in (1, channels):
+        repeat = channels // len(release.mean)
+        how = "published" + (", repeated on each channel" if repeat > 1 else "")
+        return Normalization(release.mean * repeat, release.std * repeat, f"{release.label}'s {how}")
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros(channels, dtype=torch.float64)
+    for chunk in train.split(STATS_CHUNK):
+        pixels = chunk.to(torch.float64).div_(255)
+        total += pixels.sum((0, 2, 3))
+        squares += pixels.square_().sum((0, 2, 3))
+    count = train.shape[0] * train.shape[2] * train.shape[3]
+    mean = total / count
+    std = (squares / count - mean.square()).clamp_min(0).sqrt().clamp_min(1e-4)  # a blank image set: no division by 0
+    measured = f"measured on the {train.shape[0]:,} training images"
+    return Normalization(tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist()), measured)
+
+
+def _numbers(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:.4f}" for v in values) + ")"
 
 
 def residency(nbytes: int, device: torch.device, share: float) -> tuple[bool, str | None]:

@@ -25,6 +25,7 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataset
 
 from sandbox.errors import SandboxError, describe
+from sandbox.spec.schema import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from sandbox.train import cifar
 from sandbox.train.config import FULL, SAMPLE
 
@@ -71,22 +72,27 @@ class Release:
     folder: str  # relative to the root
     files: tuple[str, ...]  # in `folder`, all needed
     archive: str  # what else torchvision unpacks instead of downloading, in words
+    mean: tuple[float, ...]  # the release's own per-channel mean and std in [0, 1], as published for it
+    std: tuple[float, ...]
 
     def has_files(self, root: Path) -> bool:
         return all((root / self.folder / name).is_file() for name in self.files)
 
 
-def _cifar(label: str, cls: type[CIFAR10]) -> Release:
+def _cifar(label: str, cls: type[CIFAR10], mean: tuple[float, ...], std: tuple[float, ...]) -> Release:
     files = tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
-    return Release(label, _safe(cls), cls.base_folder, files, f"or {cls.filename} in DIR")
+    return Release(label, _safe(cls), cls.base_folder, files, f"or {cls.filename} in DIR", mean, std)
 
 
-RELEASES: dict[str, Release] = {
-    FULL: Release("Fashion-MNIST", FashionMNIST, "FashionMNIST/raw", RAW_FILES, "or their .gz"),
-    "mnist": Release("MNIST", MNIST, "MNIST/raw", RAW_FILES, "or their .gz"),
-    "cifar10": _cifar("CIFAR-10", CIFAR10),
-    "cifar100": _cifar("CIFAR-100", CIFAR100),
-}
+RELEASES: dict[str, Release] = {  # the constants: each training set's pixels, per channel (CIFAR's std per pixel)
+    FULL: Release(
+        "Fashion-MNIST", FashionMNIST, "FashionMNIST/raw", RAW_FILES, "or their .gz", FASHION_MNIST_MEAN,
+        FASHION_MNIST_STD,
+    ),
+    "mnist": Release("MNIST", MNIST, "MNIST/raw", RAW_FILES, "or their .gz", (0.1307,), (0.3081,)),
+    "cifar10": _cifar("CIFAR-10", CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": _cifar("CIFAR-100", CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}  # fmt: skip
 RELEASES[SAMPLE] = RELEASES[FULL]
 
 

@@ -39,8 +39,8 @@ import math
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,6 +59,7 @@ from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.paired import pack
 from sandbox.spec.load import Spec
+from sandbox.spec.schema import TOP_LEVEL_KEYS
 from sandbox.train.augment import Augmenter, mixer
 from sandbox.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sandbox.train.config import TrainConfig
@@ -163,6 +164,8 @@ def _run(
         check_freeze(build(spec, device="meta"), config.freeze)
     data = load_for(spec, dev, data_dir)  # converted and resized to the spec's input; its classes checked
     config = config.fitted_to(len(data.train), files.say)
+    spec, normalized_by = normalized(spec, data, files.checkpoint)
+    files.identity = {**files.identity, "spec": concrete_raw(spec)}  # a checkpoint records the statistics used
     if out_dir is not None:
         write_spec(out_dir, concrete_raw(spec))
 
@@ -205,6 +208,7 @@ def _run(
         "seed": config.seed,
         "seconds": time.perf_counter() - started,
         "dataset": data.counts(),
+        "normalize": {"mean": list(spec.mean), "std": list(spec.std), "source": normalized_by},
         "train": asdict(config),
         "history": history,
     }
@@ -216,6 +220,27 @@ def _run(
         write_weights(out_dir, model)
         write_metrics(out_dir, metrics)
     return metrics
+
+
+def normalized(spec: Spec, data: Data, checkpoint: Mapping[str, Any] | None) -> tuple[Spec, str]:
+    """The spec as it trains, and where its normalization comes from, in words. `normalize:` unset
+    means the dataset's own statistics (`Data.normalization`), written into the run's spec.yaml so
+    that evaluate, predict and the export normalize alike; a resumed run keeps those its checkpoint
+    trained with (a checkpoint from before they were recorded: the spec's default, as it trained)."""
+    if "normalize" in spec.raw:
+        return spec, "the spec's normalize:"
+    if checkpoint is not None:
+        chosen = checkpoint["identity"]["spec"].get("normalize")
+        if chosen is None:
+            return spec, "the spec's default (Fashion-MNIST's), as the checkpoint was trained"
+        source = "the checkpoint's"
+    else:
+        assert data.normalization is not None  # `load` always measures it
+        chosen = {"mean": list(data.normalization.mean), "std": list(data.normalization.std)}
+        source = data.normalization.source
+    raw = {**spec.raw, "normalize": chosen}
+    raw = {key: raw[key] for key in TOP_LEVEL_KEYS if key in raw}  # spec.yaml in the usual order
+    return replace(spec, mean=tuple(chosen["mean"]), std=tuple(chosen["std"]), raw=raw), source
 
 
 def _loss_function(

@@ -180,3 +180,19 @@ def test_to_float_scales_to_unit_range() -> None:
     y = to_float(x, channels_last=True)
     assert y.dtype == torch.float32 and y.min() == 0 and y.max() == 1
     assert y.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_a_datasets_own_normalization_published_or_measured_on_training_images() -> None:
+    from sandbox.train.data import own_normalization
+
+    gray = torch.zeros((2, 1, 4, 4), dtype=torch.uint8)
+    rgb = torch.zeros((2, 3, 4, 4), dtype=torch.uint8)
+    assert own_normalization("fashion-mnist-sample", gray).mean == (0.2860,)  # what specs always trained with
+    assert own_normalization("fashion-mnist", rgb).std == (0.3530,) * 3  # gray repeated to RGB
+    assert own_normalization("cifar10", rgb).mean == (0.4914, 0.4822, 0.4465)
+    assert own_normalization("cifar100", rgb).std == (0.2673, 0.2564, 0.2762)
+    gray[0] = 255  # half the pixels white, half black: mean 0.5, std 0.5
+    measured = own_normalization("cifar10", gray)  # CIFAR read as gray: its published RGB figures do not apply
+    assert (measured.mean, measured.std) == ((0.5,), (0.5,)) and "measured on the 2 training images" in measured.source
+    blank = own_normalization("image-folder", rgb)
+    assert blank.mean == (0.0,) * 3 and all(s > 0 for s in blank.std)  # never a division by zero

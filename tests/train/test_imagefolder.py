@@ -242,3 +242,19 @@ def test_images_are_converted_as_predict_converts_them(tmp_path: Path) -> None:
     assert images[1, :, 0, 0].tolist() == [255, 255, 255]  # clear.png sorts after 000.png
     expected, _ = load_image(tmp_path / "f" / "a" / "000.png", 3, 12, invert="never")
     assert torch.equal(images[0], (expected * 255).round().to(torch.uint8))
+
+
+def test_an_unset_normalize_is_the_folders_own_measured_on_the_training_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = write_image_folder(tmp_path / "flowers", CLASSES, size=(16, 16))
+    spec = load_spec(tiny_spec({"dataset": "image-folder", "root": str(root)}, channels=3, size=16, classes=3))
+    metrics = train_run(spec, device="cpu", progress=False, out_dir=tmp_path / "run")
+    data = load(spec.data, "cpu", channels=3, size=16)
+    pixels = data.train.images.double().div(255)
+    expected = [round(float(v), 4) for v in pixels.mean((0, 2, 3))]
+    assert metrics["normalize"]["mean"] == expected and metrics["normalize"]["mean"] != [0.286] * 3
+    assert metrics["normalize"]["source"] == f"measured on the {len(data.train)} training images"
+    assert "normalize: unset in a spec means this dataset's own" in capsys.readouterr().err
+    trained = resolve(tmp_path / "run").spec  # spec.yaml states them: evaluate, predict and the export agree
+    assert list(trained.mean) == expected and list(trained.std) == metrics["normalize"]["std"]

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this marker)
 """Command-line entry point: one subcommand per module in `sandbox.commands`.
 
 Each command module defines `register(subparsers)`, which adds its parser and sets `run`, a
@@ -64,8 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def complete(parser: argparse.ArgumentParser) -> None:
+    """Answer the shell's completion request and exit, when argcomplete (the `completion` extra) is
+    installed; imported only when the shell asks (it sets _ARGCOMPLETE), so it costs nothing otherwise."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    try:
+        import argcomplete
+    except ImportError:
+        return
+    argcomplete.autocomplete(parser)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    complete(parser)
     typed = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(settings_last(typed))
     args.argv = typed  # as typed: `search` prints it to resume

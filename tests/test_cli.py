@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sandbox.cli import build_parser, settings_last
+from sandbox.cli import build_parser, complete, settings_last
+from sandbox.commands import complete_spec
 from sandbox.model.flops import FLOPS_CONVENTION, count, readable
 from sandbox.space.bounds import largest_flops, smallest_flops
 from sandbox.spec import shipped
@@ -189,3 +193,43 @@ def test_specs_lists_networks_with_counts_and_spaces_with_their_range(
         missing.code == 2
         and missing.err == "error: PATTERN: no shipped spec matches 'x*' (`sandbox specs` lists them all)\n"
     )
+
+
+def test_spec_completions_are_shipped_names_then_yaml_files_and_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "googlenet_mine.yaml").write_text("")
+    (tmp_path / "goo_notes.txt").write_text("")
+    (tmp_path / "good").mkdir()
+    assert complete_spec("goo") == ["googlenet", "googlenet_2014", "good/", "googlenet_mine.yaml"]
+
+
+def test_completion_runs_only_when_the_shell_asks_and_argcomplete_is_there(monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[object] = []
+    monkeypatch.setitem(sys.modules, "argcomplete", types.SimpleNamespace(autocomplete=asked.append))
+    parser = build_parser()
+    monkeypatch.delenv("_ARGCOMPLETE", raising=False)
+    complete(parser)
+    assert asked == []
+    monkeypatch.setenv("_ARGCOMPLETE", "1")
+    complete(parser)
+    assert asked == [parser]
+    monkeypatch.setitem(sys.modules, "argcomplete", None)  # not installed: the command runs on
+    complete(parser)
+
+
+def test_argcomplete_completes_a_spec_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    argcomplete = pytest.importorskip("argcomplete")
+    line = "sandbox search --set train.lr=0.1 quick"
+    for name, value in {"_ARGCOMPLETE": "1", "COMP_LINE": line, "COMP_POINT": str(len(line))}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("_ARGCOMPLETE_IFS", "\n")
+    out = io.StringIO()
+
+    def done(code: int = 0) -> None:
+        raise SystemExit(code)
+
+    with pytest.raises(SystemExit):
+        argcomplete.autocomplete(build_parser(), exit_method=done, output_stream=out)
+    assert out.getvalue().split() == ["quickstart"]

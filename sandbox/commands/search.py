@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sandbox.commands import add_device_options, add_plugin_option, spec_file
+from sandbox.commands import add_device_options, add_plugin_option, add_spec_argument
 from sandbox.spec.overrides import add_set_option
 
 if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it runs, so --help stays fast
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the command's work imports torch and Optuna only once it ru
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("search", help="search a spec's space with Optuna under a FLOP budget")
-    parser.add_argument("spec", type=spec_file, help="a spec YAML file or shipped name with search primitives")
+    add_spec_argument(parser, "a spec YAML file or shipped name with search primitives")
     parser.add_argument("--trials", type=int, help="most trials the study holds, all processes counted (default: spec)")
     parser.add_argument("--budget", help="FLOP budget per image, e.g. 50M (default: spec's search.budget)")
     parser.add_argument(

@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sandbox.commands import add_plugin_option, spec_file
+from sandbox.commands import add_plugin_option, add_spec_argument
 from sandbox.spec.overrides import add_set_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("show", help="print a spec's modules, shapes, parameters and FLOPs")
-    parser.add_argument("spec", type=spec_file, help="a spec YAML file or shipped name (concrete, or a search space)")
+    add_spec_argument(parser, "a spec YAML file or shipped name (concrete, or a search space)")
     parser.add_argument("--json", action="store_true", help="print {params, flops, modules} as JSON")
     parser.add_argument("--budget", help="FLOP budget to measure a space against (default: the spec's)")
     add_plugin_option(parser)

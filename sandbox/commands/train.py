@@ -13,17 +13,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sandbox.commands import add_device_options, add_plugin_option, spec_file
+from sandbox.commands import add_device_options, add_plugin_option, add_spec_argument
 from sandbox.spec.overrides import add_set_option
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("train", help="train a spec on its dataset and write a run directory")
-    parser.add_argument(
-        "spec",
-        nargs="?",
-        type=spec_file,
-        help="a concrete spec YAML file or shipped name (with --resume: default RUN_DIR/spec.yaml)",
+    add_spec_argument(
+        parser, "a concrete spec YAML file or shipped name (with --resume: default RUN_DIR/spec.yaml)", optional=True
     )
     parser.add_argument("--epochs", type=int, help="override train.epochs")
     parser.add_argument("--data-dir", type=Path, help="where the dataset's files are (overrides data.root)")

@@ -1,4 +1,4 @@
-"""`python -m sandbox dashboard RUN_DIR`: optuna-dashboard over a search's study, read as results.
+"""`sandbox dashboard RUN_DIR`: optuna-dashboard over a search's study, read as results.
 
 Draws never trained (over budget, under the floor, invalid) and repeats show as Pruned with no
 value instead of Complete with the stand-in the samplers need; attributes read as words

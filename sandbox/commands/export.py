@@ -1,4 +1,4 @@
-"""`python -m sandbox export SOURCE`: a standalone model file from a run directory or a spec.
+"""`sandbox export SOURCE`: a standalone model file from a run directory or a spec.
 
 SOURCE is a `sandbox train` run directory, a `sandbox search` run directory (its best trial), or a
 spec file (with `--weights FILE` for trained weights, without for an untrained network).

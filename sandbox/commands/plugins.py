@@ -1,4 +1,4 @@
-"""`python -m sandbox plugins`: every registered plugin, its parameters and where it came from."""
+"""`sandbox plugins`: every registered plugin, its parameters and where it came from."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`python -m sandbox predict RUN_DIR IMAGE...`: top-3 classes of image files, with probabilities.
+"""`sandbox predict RUN_DIR IMAGE...`: top-3 classes of image files, with probabilities.
 
 How an image becomes the network's input, whatever its size or colour (`sandbox.export.images`):
   1. transparency is flattened onto white; the image becomes grayscale for a 1-channel network

@@ -1,4 +1,4 @@
-"""`python -m sandbox report RUN_DIR`: PNG plots, RUN_DIR/report.html and the leaderboard of a search run."""
+"""`sandbox report RUN_DIR`: PNG plots, RUN_DIR/report.html and the leaderboard of a search run."""
 
 from __future__ import annotations
 

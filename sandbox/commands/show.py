@@ -1,4 +1,4 @@
-"""`python -m sandbox show SPEC`: the per-module table of shapes, parameters and FLOPs.
+"""`sandbox show SPEC`: the per-module table of shapes, parameters and FLOPs.
 
 For a search space it shows the space instead: its dimensions, the FLOPs of its smallest and
 largest candidates, and how much of it fits the budget.

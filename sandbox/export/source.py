@@ -47,12 +47,7 @@ def resolve(
     source = Path(source)
     weights_path: Path | None  # None: a spec file and no `weights`
     if source.is_dir():
-        run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
-        if not (run / SPEC_FILE).is_file():
-            raise SandboxError(
-                f"{source} is not a run directory: expected {SPEC_FILE} and {WEIGHTS_FILE} from `sandbox train`, "
-                f"or best/{METRICS_FILE} from `sandbox search`"
-            )
+        run = run_directory(source)
         origin = f"best trial of search run {source}" if run != source else f"train run {source}"
         spec_path, metrics = run / SPEC_FILE, read_metrics(run)  # no metrics: the run did not finish
         weights_path = Path(weights) if weights is not None else run / WEIGHTS_FILE
@@ -70,6 +65,18 @@ def resolve(
     model.eval()
     classes = class_names(spec, metrics)
     return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), classes)
+
+
+def run_directory(source: Path) -> Path:
+    """The trained run a directory stands for: a `sandbox search` run's best trial (its `best/`), or
+    the `sandbox train` run itself; the one rule `export`, `predict` and `evaluate` share."""
+    run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
+    if not (run / SPEC_FILE).is_file():
+        raise SandboxError(
+            f"{source} is not a run directory: expected {SPEC_FILE} and {WEIGHTS_FILE} from `sandbox train`, "
+            f"or best/{METRICS_FILE} from `sandbox search`"
+        )
+    return run
 
 
 def load_weights(model: InceptionNet, path: Path) -> None:

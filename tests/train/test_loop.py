@@ -341,6 +341,20 @@ def test_train_and_evaluate_commands(
     assert f"{metrics['test_accuracy']:.2%}" in total
 
 
+def test_evaluate_takes_a_search_run_directory_as_its_best(
+    synthetic: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    search = tmp_path / "search"  # what `sandbox search` leaves: best/ is the best trial's run directory
+    metrics = run(tiny(synthetic, epochs=1), out_dir=search / "best")
+    (search / "trials").mkdir()
+    capsys.readouterr()
+    assert main(["evaluate", str(search), "--device", "cpu"]) == 0
+    total = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("all"))
+    assert f"{metrics['test_accuracy']:.2%}" in total
+    assert main(["evaluate", str(search / "trials"), "--device", "cpu"]) == 2  # neither kind: one line
+    assert "is not a run directory" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("section", "values", "path"),
     [

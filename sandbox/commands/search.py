@@ -29,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data-dir", type=Path, help="where the Fashion-MNIST files are")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<spec name>)")
     parser.add_argument("--storage", help="Optuna storage URL (default: sqlite:///RUN_DIR/study.db)")
-    parser.add_argument("--workers", type=int, help="worker processes on this machine")
+    parser.add_argument(
+        "--workers", type=int, help="worker processes on this machine (default: one per usable core, as memory allows)"
+    )
     parser.add_argument("--seed", type=int, help="sampler and training seed")
     parser.add_argument(
         "--reference-seeds", type=int, help="seeds the best and search.reference each train with to compare"
@@ -137,12 +139,15 @@ def _rungs(search: SearchRun) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    import signal
+
     import optuna
 
+    from sandbox.search.interrupt import acknowledge, stop_requests
     from sandbox.search.progress import resume_command
     from sandbox.search.report import record_settings, search_settings
     from sandbox.search.storage import fail_dead_local_trials, open_study
-    from sandbox.search.workers import run_workers
+    from sandbox.search.workers import plan_workers, run_workers
     from sandbox.spec.overrides import blaming
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sandbox prints its own trial lines
@@ -150,23 +155,23 @@ def run(args: argparse.Namespace) -> int:
         search = prepare(args)
     make_run_dir(search.run_dir)
     study = open_study(search)
-    record_settings(study, search_settings(search, args.spec))
-    revived = fail_dead_local_trials(study)
-    if revived:
-        print(f"resuming: trials {', '.join(map(str, revived))} were cut off by a crash; marked failed, retried")
-    done = len(study.get_trials(deepcopy=False))
-    print(
-        f"study {search.name!r} in {search.storage_url}: {done} trials stored, target {search.config.trials}; "
-        f"sampler {search.config.sampler}, pruner {search.config.pruner}{_rungs(search)}, "
-        f"budget {search.config.budget / 1e6 if search.config.budget else float('inf'):.2f} MFLOPs"
-        + (f", floor {search.config.floor_flops / 1e6:.2f} MFLOPs" if search.config.floor_flops else "")
-    )
-    interrupted = False
-    try:
-        run_workers(search)
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: the running trial is marked failed; results so far:")
+    with stop_requests(signal.SIGINT) as stop:  # Ctrl-C from here on stops the search cleanly
+        try:
+            revived = fail_dead_local_trials(study)
+            if revived:
+                cut = ", ".join(map(str, revived))
+                print(f"resuming: trials {cut} were cut off by a crash; marked failed, retried")
+            search = plan_workers(search, study)
+            record_settings(study, search_settings(search, args.spec))
+            print(_study_line(search, len(study.get_trials(deepcopy=False))), flush=True)
+            run_workers(search)
+        except KeyboardInterrupt:
+            acknowledge()
+            stop.requested = True  # however it was raised
+    interrupted = stop.requested
+    if interrupted:
+        fail_dead_local_trials(study)  # a worker that had to be killed left its trial running
+        print("\ninterrupted: the running trials are marked failed and retried on resuming; results so far:")
     best = report(search, study)
     if best is not None and search.reference is not None and not interrupted:
         compare_with_reference(search, search.reference, best)
@@ -179,6 +184,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"resume with: {resume_command(args.argv)}")
         return 130
     return 0 if best is not None else nothing_trained(study)
+
+
+def _study_line(search: SearchRun, stored: int) -> str:
+    config = search.config
+    return (
+        f"study {search.name!r} in {search.storage_url}: {stored} trials stored, target {config.trials}; "
+        f"sampler {config.sampler}, pruner {config.pruner}{_rungs(search)}, "
+        f"budget {config.budget / 1e6 if config.budget else float('inf'):.2f} MFLOPs"
+        + (f", floor {config.floor_flops / 1e6:.2f} MFLOPs" if config.floor_flops else "")
+        + f"; {config.workers} worker{'s' * (config.workers != 1)}"
+    )
 
 
 def make_run_dir(run_dir: Path) -> None:

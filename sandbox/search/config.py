@@ -89,7 +89,7 @@ class SearchConfig:
     objective: Annotated[tuple[str, ...], Parse(_objective)] = ("accuracy",)
     epochs: Count | None = None  # per trial; None = the spec's train.epochs
     seed: Annotated[int, at_least(0)] = 0
-    workers: Count = 1
+    workers: Count | None = None  # None: one per usable core (`sandbox.search.workers.cap_workers`)
     population: Count = 8  # NSGA-II generation size: small, so a short study sees several generations
     reference: Annotated[str, Parse(_spec_file)] | None = None  # a spec the best is compared with, trained alike
     reference_seeds: Count = 1  # seeds both networks train with for that comparison

@@ -417,23 +417,35 @@ def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path
     assert len(study.directions) == 2 and study.best_trials
 
 
-def test_ctrl_c_fails_the_running_trial_and_prints_the_leaderboard(tmp_path: Path, data_dir: Path) -> None:
+def test_ctrl_c_fails_the_running_trials_and_prints_the_leaderboard(tmp_path: Path, data_dir: Path) -> None:
     out = tmp_path / "run"
-    command = search_command(write_space(tmp_path, trials=6), out, data_dir, "--epochs", "200")
+    extra = ("--epochs", "200", "--workers", "2")
+    command = search_command(write_space(tmp_path, trials=6), out, data_dir, *extra)
     # a shell that starts the suite in the background ignores SIGINT, and children inherit that
     restore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=restore_sigint)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint,
+        start_new_session=True,
+    )
     try:
-        wait_for_states(out, lambda states: TrialState.RUNNING in states, training=True)
-        process.send_signal(signal.SIGINT)
-        stdout, _ = process.communicate(timeout=300)  # a bound on hanging, not a speed test
+        wait_for_states(out, lambda states: states.count(TrialState.RUNNING) == 2, training=True)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the parent and the worker
+        stdout, stderr = process.communicate(timeout=300)  # a bound on hanging, not a speed test
     finally:
         process.kill()
     assert process.returncode == 130
     assert "interrupted" in stdout and "trials:" in stdout
     assert f"resume with: python -m sandbox {shlex.join(command[3:])}\n" in stdout  # the same command resumes
-    states = [t.state for t in load(out).trials]
-    assert TrialState.RUNNING not in states and TrialState.FAIL in states
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr  # none from the workers
+    trials = load(out).trials
+    failed = [t.number for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 2 and TrialState.RUNNING not in [t.state for t in trials]
+    retries = [t.system_attrs["failed_trial"] for t in trials if t.state == TrialState.WAITING]
+    assert sorted(retries) == failed  # each retried once on resuming
     assert (out / "leaderboard.csv").is_file()
 
 

@@ -374,6 +374,31 @@ def test_onnx_export_or_a_clear_message(small_spec: Callable[[], dict[str, Any]]
         assert [i.name for i in graph.input] == ["images"] and graph.input[0].type.tensor_type.shape.dim[0].dim_param
 
 
+def test_onnx_file_describes_itself_and_runs_in_onnxruntime(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path
+) -> None:
+    """A search's best exported to ONNX: batch axis `batch`, class names, input and normalization in
+    its metadata, and onnxruntime's logits those of the network at any batch size."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    spec = small_spec() | {"normalize": {"mean": [0.25], "std": [0.5]}}
+    model = make_search_dir(tmp_path / "search", spec)
+    (path,) = export(tmp_path / "search", tmp_path / "net.onnx", fmt="onnx")
+    graph = onnx.load(path).graph
+    assert [value.type.tensor_type.shape.dim[0].dim_param for value in (*graph.input, *graph.output)] == ["batch"] * 2
+    meta = {p.key: p.value for p in onnx.load(path).metadata_props}
+    assert json.loads(meta["class_names"])[-1] == "Ankle boot"  # the dataset metrics.json names
+    assert json.loads(meta["input"])["shape"] == ["batch", 1, 28, 28]
+    assert json.loads(meta["normalization"])["mean"] == [0.25] and "best trial" in meta["source"]
+    ort = pytest.importorskip("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert session.get_modelmeta().custom_metadata_map["class_names"] == meta["class_names"]
+    images = torch.rand(3, 1, 28, 28)
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    with torch.no_grad():
+        assert torch.allclose(torch.from_numpy(logits), model(images), atol=1e-4)
+
+
 def test_googlenet_exports_and_passes_ruff(tmp_path: Path) -> None:
     py = export(REPO / "search_spaces" / "googlenet.yaml", tmp_path / "googlenet.py")[0]  # checked against the network
 

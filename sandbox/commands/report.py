@@ -46,7 +46,7 @@ def load(args: argparse.Namespace) -> optuna.Study:
     """The study to report on, or one line saying why there is none (nothing is created on the way)."""
     import optuna
 
-    from sandbox.search.storage import open_storage
+    from sandbox.search.storage import STUDY_ATTR, open_storage
 
     db = args.run_dir / "study.db"
     if args.storage is None:
@@ -63,4 +63,7 @@ def load(args: argparse.Namespace) -> optuna.Study:
     name = args.study or names[0]
     if name not in names:
         raise SandboxError(f"no study {name!r} in the storage (studies: {', '.join(names)})")
-    return optuna.load_study(study_name=name, storage=storage)
+    study = optuna.load_study(study_name=name, storage=storage)
+    if not isinstance(study.user_attrs.get(STUDY_ATTR), dict):  # its trials lack the specs and FLOPs a report reads
+        raise SandboxError(f"study {name!r} was not made by a sandbox search: report reads only those")
+    return study

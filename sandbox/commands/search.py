@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.search.interrupt import acknowledge, stop_requests
     from sandbox.search.progress import resume_command
     from sandbox.search.report import record_settings, search_settings
-    from sandbox.search.storage import fail_dead_local_trials, open_study
+    from sandbox.search.storage import fail_dead_local_trials, open_study, storage_errors
     from sandbox.search.workers import plan_workers, run_workers
     from sandbox.spec.overrides import blaming
 
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         search = prepare(args)
     make_run_dir(search.run_dir)
     study = open_study(search)
-    with stop_requests(signal.SIGINT) as stop:  # Ctrl-C from here on stops the search cleanly
+    with storage_errors(search.storage_url), stop_requests(signal.SIGINT) as stop:  # Ctrl-C stops it cleanly
         try:
             revived = fail_dead_local_trials(study)
             if revived:

@@ -26,6 +26,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from sandbox.errors import SandboxError
 from sandbox.search.run import FINISHED
 
 _ADVISORY_LOCK = 0x5A4E  # PostgreSQL advisory locks are keyed by two integers: this one and the study's id
@@ -123,7 +124,14 @@ def _file_lock(path: Path) -> Iterator[None]:
     except ImportError:  # not POSIX: no lock, as for other storages
         yield
         return
-    with path.open("a") as handle:
+    try:
+        handle = path.open("a")
+    except OSError as err:  # a directory or an unwritable file in its place
+        raise SandboxError(
+            f"cannot open the lock file {path}: {err.strerror or err} (the search creates it beside the study; "
+            "remove what is there)"
+        ) from err
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file is closed, or its process dies
         yield
 

@@ -24,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 
 class TrialSeeded(BaseSampler):
-    """Delegates each trial to `make(seed + trial.number)`, built when Optuna first asks about it."""
+    """Delegates each trial to `make((seed + trial.number) % 2**32)`, built when Optuna first asks about it."""
 
     def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
         self._make = make
@@ -34,7 +34,8 @@ class TrialSeeded(BaseSampler):
 
     def _inner(self, trial: FrozenTrial) -> BaseSampler:
         if trial.number != self._number:  # trials run one at a time in a process
-            self._number, self._sampler = trial.number, self._make(self._seed + trial.number)
+            # modulo 2**32, NumPy's seed range: a study of seed 2**32 - 1 could not be resumed
+            self._number, self._sampler = trial.number, self._make((self._seed + trial.number) % 2**32)
         return self._sampler
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:

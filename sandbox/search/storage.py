@@ -17,6 +17,7 @@ neither resumed nor shared by workers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import socket
 import sqlite3
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,9 +63,35 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 attempt += 1
                 continue
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            file = sqlite_file(url)
-            hint = f" (restore {file} from a backup, or start a new study in another run directory)" if file else ""
-            raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}{hint}") from err
+            raise SandboxError(f"cannot open the study storage {_safe(url)}: {reason}{_hint(url, reason)}") from err
+
+
+def _hint(url: str, reason: str) -> str:
+    """What to do about an SQLite file that cannot be opened: a damaged one is restored from a backup;
+    one in a read-only directory is intact, but SQLite writes beside it (its WAL) even to read it."""
+    file = sqlite_file(url)
+    if file is None:
+        return ""
+    if any(text in reason for text in ("not a database", "malformed")):
+        return f" (restore {file} from a backup, or start a new study in another run directory)"
+    if any(text in reason for text in ("readonly", "read-only", "unable to open")):
+        return f" (SQLite writes beside {file.name} even to read it: copy {file.parent} somewhere writable)"
+    return ""
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """A storage that fails mid-search (a full disk, a database server gone) is one line naming it,
+    not a traceback. SQLite rolls back the write that failed, so what it stored is kept, and a rerun
+    fails and retries the trial that was cut off."""
+    try:
+        yield
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        reason = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+        raise SandboxError(
+            f"the study storage {_safe(url)} failed: {reason} (what it holds is kept: once fixed, rerun to resume)"
+        ) from err
 
 
 def sqlite_file(url: str) -> Path | None:

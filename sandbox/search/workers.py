@@ -34,11 +34,12 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
+from sandbox.errors import SandboxError
 from sandbox.search.ceiling import CeilingReached, DrawsExhausted, counted, retried
 from sandbox.search.interrupt import acknowledge, children_ignore_sigint, stop_requests
 from sandbox.search.objective import Objective
 from sandbox.search.run import WORKER, SearchRun
-from sandbox.search.storage import open_study, retry_callback
+from sandbox.search.storage import open_study, retry_callback, storage_errors
 from sandbox.spec.load import load_plugins
 from sandbox.train.device import set_cpu_threads, usable_cores
 
@@ -163,7 +164,13 @@ def retry_interrupted(study: optuna.Study) -> None:
 def _worker_process(run: SearchRun, worker: int) -> None:
     exit_with_parent(f"worker {worker}")
     with stop_requests(signal.SIGTERM), contextlib.suppress(KeyboardInterrupt):  # the parent reports it
-        if not run_worker(run, worker):
+        try:
+            with storage_errors(run.storage_url):
+                lost = not run_worker(run, worker)
+        except SandboxError as err:  # one line, as the parent prints its own
+            print(f"worker {worker}: error: {err}", file=sys.stderr, flush=True)
+            sys.exit(1)
+        if lost:
             sys.exit(DEVICE_LOST_EXIT)
 
 

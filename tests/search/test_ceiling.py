@@ -8,6 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState, create_trial
 
+from sandbox.errors import SandboxError
 from sandbox.search.ceiling import DRAWS_PER_TRIAL, CeilingReached, DrawsExhausted, counted, finished
 from sandbox.search.storage import open_study, retry_callback
 from tests.search.test_objective import make_run
@@ -96,3 +97,10 @@ def test_a_band_that_holds_nothing_ends_after_a_capped_number_of_draws(tmp_path:
     with pytest.raises(DrawsExhausted, match=r"stopped after 100 draws with 0 of 2 candidates trained"):
         study.optimize(always_over)
     assert len(study.trials) == DRAWS_PER_TRIAL * 2
+
+
+def test_a_directory_in_place_of_the_lock_file_is_one_line(tmp_path: Path) -> None:
+    study = open_study(make_run(tmp_path, trials=2), ceiling=2)
+    (tmp_path / "study.db.lock").mkdir()  # was an IsADirectoryError traceback
+    with pytest.raises(SandboxError, match=r"^cannot open the lock file .*study\.db\.lock: Is a directory "):
+        study.ask()

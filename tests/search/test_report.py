@@ -14,7 +14,7 @@ from optuna.trial import TrialState, create_trial
 
 from sandbox.search import plots
 from sandbox.search.report import figures, named_view, short_name, short_names, write_report
-from sandbox.search.storage import BUDGET_ATTR
+from sandbox.search.storage import BUDGET_ATTR, STUDY_ATTR
 
 WIDTH = "stages[0].modules[0].branches[1].out"
 TYPE = "stages[0].modules[0].branches[1].type"
@@ -68,6 +68,7 @@ def make_study(run_dir: Path) -> optuna.Study:
     run_dir.mkdir(parents=True, exist_ok=True)
     study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}", direction="maximize")
     study.set_user_attr(BUDGET_ATTR, 16_000_000)
+    study.set_user_attr(STUDY_ATTR, {"layout": 2})  # what marks a sandbox search's study
     add(study, TrialState.FAIL, error="RuntimeError: boom")
     trained(study, 0.80, 2_000_000)
     add(study, TrialState.COMPLETE, 0.0, None, 4e6, flops=20_000_000, over_budget=True)
@@ -166,7 +167,20 @@ def test_the_command_writes_the_report(tmp_path: Path, cli) -> None:
 
 def empty_study(run_dir: Path) -> None:
     run_dir.mkdir()
-    optuna.create_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
+    study = optuna.create_study(study_name="tiny", storage=f"sqlite:///{run_dir / 'study.db'}")
+    study.set_user_attr(STUDY_ATTR, {"layout": 2})  # as a search stores it before its first trial
+
+
+@pytest.mark.parametrize("directions", [["maximize"], ["maximize", "minimize"]], ids=["one", "multi-objective"])
+def test_a_study_not_made_by_a_search_is_one_line(tmp_path: Path, cli, directions: list[str]) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    foreign = optuna.create_study(study_name="theirs", storage=f"sqlite:///{run / 'study.db'}", directions=directions)
+    foreign.optimize(lambda trial: [trial.suggest_float("x", 0, 1)] * len(directions), n_trials=2)
+    result = cli("report", run, "--study", "theirs")
+    assert result.code == 2, result.err  # was a TypeError traceback from the leaderboard
+    assert result.err == "error: study 'theirs' was not made by a sandbox search: report reads only those\n"
+    assert not (run / "report.html").exists()
 
 
 @pytest.mark.parametrize(

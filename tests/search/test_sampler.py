@@ -52,3 +52,8 @@ def test_the_random_phase_is_the_same_with_one_process_or_two(tmp_path: Path, sa
     for study in (one, two, two, one):
         candidates(study, shared, 1)
     assert [t.params for t in one.trials] == drawn_alone  # trial n drew what trial n draws alone
+
+
+def test_a_study_seeded_at_the_largest_seed_draws_past_its_first_trial(tmp_path: Path) -> None:
+    run = make_run(tmp_path, sampler="random", seed=2**32 - 1)  # trial 1's seed was 2**32: a ValueError
+    assert len(candidates(open_study(run), run, 2)) == 2

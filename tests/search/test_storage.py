@@ -184,6 +184,39 @@ def test_an_unreadable_study_db_names_the_file_and_the_way_out(tmp_path: Path) -
     assert f"restore {tmp_path / 'study.db'} from a backup" in message and "\n" not in message
 
 
+def test_an_intact_study_db_that_sqlite_cannot_write_beside_is_not_called_damaged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a read-only run directory (root writes anyway, so SQLite's refusal is made here)
+    import sqlite3
+
+    def read_only(url: str) -> optuna.storages.RDBStorage:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(sandbox.search.storage, "_open_storage_once", read_only)
+    with pytest.raises(SandboxError) as err:
+        open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    message = str(err.value)
+    assert "backup" not in message and "\n" not in message  # was "restore study.db from a backup"
+    assert message.endswith(f"(SQLite writes beside study.db even to read it: copy {tmp_path} somewhere writable)")
+
+
+def test_a_storage_that_fails_mid_search_is_one_line() -> None:
+    import sqlite3
+
+    import sqlalchemy.exc
+
+    from sandbox.search.storage import storage_errors
+
+    full = sqlite3.OperationalError("database or disk is full")
+    with pytest.raises(SandboxError) as err, storage_errors("sqlite:///run/study.db"):
+        raise sqlalchemy.exc.OperationalError("INSERT INTO trials", {}, full)
+    assert str(err.value) == (
+        "the study storage sqlite:///run/study.db failed: database or disk is full "
+        "(what it holds is kept: once fixed, rerun to resume)"
+    )
+
+
 @pytest.mark.parametrize(
     "url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?cache=shared", "sqlite+pysqlite://"]
 )

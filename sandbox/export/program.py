@@ -46,7 +46,8 @@ def write_pt2(exportable: Exportable, out: Path) -> list[Path]:
         raise SandboxError(f"--out {out}: a torch.export program must end in .pt2")
     program = exported_program(exportable)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.export.save(program, out)
+    with out.open("wb") as handle:  # opened here: torch's own writer fails with a RuntimeError, not an OSError
+        torch.export.save(program, handle)
     return [out]
 
 

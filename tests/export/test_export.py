@@ -340,25 +340,31 @@ def test_bad_sources_are_one_line_errors(
         assert result.code == 2 and message in result.err and result.err.count("\n") == 1, (message, result.err)
 
 
-@pytest.mark.parametrize("place", ["a-file", "read-only"])
+@pytest.mark.parametrize("fmt", ["py", "pt2"])  # pt2 was a RuntimeError traceback from torch's writer
+@pytest.mark.parametrize("place", ["a-file", "a-directory", "read-only"])
 def test_out_where_nothing_can_be_written_is_one_line(
-    small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult], place: str
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path, cli: Callable[..., CliResult], place: str, fmt: str
 ) -> None:
     make_run_dir(tmp_path / "run", small_spec())
+    name = f"net.{fmt}"
     if place == "a-file":
         (tmp_path / "taken").write_text("")
-        out = tmp_path / "taken" / "net.py"
+        out = tmp_path / "taken" / name
+    elif place == "a-directory":
+        out = tmp_path / name
+        (out / "kept").mkdir(parents=True)
     else:
         if os.geteuid() == 0:
             pytest.skip("root writes in read-only directories")
         (tmp_path / "locked").mkdir(mode=0o555)
-        out = tmp_path / "locked" / "net.py"
+        out = tmp_path / "locked" / name
 
-    result = cli("export", tmp_path / "run", "--out", out)
+    result = cli("export", tmp_path / "run", "--format", fmt, "--out", out)
 
     assert result.code == 2 and result.err.count("\n") == 1, result.err
     assert result.err.startswith(f"error: cannot write --out {out}")
-    assert not out.exists()
+    assert not out.is_file()
+    assert place != "a-directory" or (out / "kept").is_dir()
 
 
 def test_onnx_export_or_a_clear_message(small_spec: Callable[[], dict[str, Any]], tmp_path: Path) -> None:

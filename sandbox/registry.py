@@ -7,6 +7,11 @@ type, the default makes it optional). Nothing else is declared, so a plugin is o
 Plugins come from three places, loaded in this order: the built-in `sandbox.plugins` package, installed
 packages declaring the entry-point group `sandbox.plugins`, and files named by a spec's `plugins:`
 list or by `--plugin`. A name registered twice from two different places is an error naming both.
+
+Reserved keyword names, refused when a plugin registers: `type` (the key naming the plugin) and
+`choice`, `int` and `float` (a mapping holding one is a search primitive) for every kind, and
+`trunk` and `split` for branches (a branch holding them splits instead of calling a plugin). The
+spec could never set such a keyword.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ USER_MODULES = "sandbox_user_plugins"  # the package name plugin files are impor
 # the command without a word. KeyboardInterrupt is not among them: Ctrl-C still interrupts.
 IMPORT_FAILURES = (Exception, SystemExit)
 Factory = Callable[..., Any]
+RESERVED = {kind: ("type", "choice", "int", "float") for kind in KINDS} | {
+    "branch": ("type", "choice", "int", "float", "trunk", "split")
+}  # see the module's docstring: `sandbox.spec.schema.SPLIT_KEYS`, `sandbox.space.primitives.PRIMITIVE_KEYS`
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,12 @@ class Registry:
         params = list(inspect.signature(factory).parameters.values())
         if not params or params[0].kind not in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
             raise PluginError(f"{kind} {name!r} ({source}): the factory's first parameter must be in_channels")
+        reserved = [param.name for param in params[1:] if param.name in RESERVED[kind]]
+        if reserved:
+            raise PluginError(
+                f"{kind} {name!r} ({source}): keyword {reserved[0]!r} is reserved in a {kind} entry, so no spec "
+                f"could set it (reserved: {', '.join(RESERVED[kind])}); rename it"
+            )
         self._plugins[kind][name] = Plugin(kind, name, factory, source)
 
     def discover(self) -> None:

@@ -172,3 +172,25 @@ def test_entry_point_that_fails_to_load_names_it(entry_point_package: Callable[[
             REGISTRY.discover()
     entry_point_package(BRANCH_FILE.format(name="fixed_package"))  # the dependency installed
     assert REGISTRY.get("branch", "fixed_package", "x").name == "fixed_package"
+
+
+@pytest.mark.parametrize(
+    ("register", "keyword"),
+    [(register_branch, "trunk"), (register_branch, "split"), (register_branch, "choice"), (register_stem, "int")],
+)
+def test_a_keyword_no_spec_could_set_is_refused_naming_the_plugin_and_the_keyword(register, keyword: str) -> None:
+    # `{type: mine, choice: 3}` is read as a search primitive, `trunk:` and `split:` make a branch split
+    source = f"def mine(in_channels, *, out: int, {keyword}: int = 1):\n    return None\n"
+    namespace: dict = {}
+    exec(source, namespace)
+    with pytest.raises(PluginError, match=rf"'mine' .*keyword '{keyword}' is reserved in a (branch|stem) entry"):
+        register("mine")(namespace["mine"])
+    assert "mine" not in [plugin.name for plugin in REGISTRY.all("branch") + REGISTRY.all("stem")]
+
+
+def test_a_stem_may_have_a_keyword_named_split() -> None:
+    @register_stem("test_split_stem")
+    def stem(in_channels: int, *, out: int, split: int = 2) -> nn.Module:
+        return nn.Conv2d(in_channels, out, 3, groups=1)
+
+    assert "split" in REGISTRY.get("stem", "test_split_stem", "x").params

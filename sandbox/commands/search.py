@@ -65,6 +65,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     from sandbox.spec.overrides import apply_overrides
     from sandbox.train.data import fetch
     from sandbox.train.device import resolve_device, set_cpu_threads
+    from sandbox.train.rundir import file_name
 
     device = str(resolve_device(args.device))  # before anything loads or trains: a missing GPU is one line
     spec_path = Path(args.spec)
@@ -83,7 +84,7 @@ def prepare(args: argparse.Namespace) -> SearchRun:
     if not primitives(space):
         raise SpecError(str(spec_path), "has no search primitives ({choice: ...}, {int: ...}, {float: ...})")
     name = str(space.get("name") or spec_path.stem)
-    run_dir = (args.out or Path("runs") / name).resolve()
+    run_dir = (args.out or Path("runs") / file_name(name)).resolve()
     existing = next(path for path in (run_dir, *run_dir.parents) if path.exists())
     if not existing.is_dir():  # before the dataset is fetched, so the mistake costs nothing
         raise SpecError("--out", f"{existing} is a file; a search's run directory must be a directory (or not exist)")

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.spec.overrides import load_overridden
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import train_run
-    from sandbox.train.rundir import SPEC_FILE, concrete_raw
+    from sandbox.train.rundir import SPEC_FILE, concrete_raw, file_name
 
     device = str(resolve_device(args.device))
     set_cpu_threads(args.threads)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     spec = load_overridden(args.spec or args.resume / SPEC_FILE, args.set, plugin_files=args.plugin)
     # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
     spec = dataclasses.replace(spec, raw=concrete_raw(spec, args.plugin))
-    out = args.resume or args.out or Path("runs") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.resume or args.out or Path("runs") / f"{file_name(spec.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         metrics = train_run(
             spec,

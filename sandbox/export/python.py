@@ -307,7 +307,7 @@ def _docstring(exportable: Exportable, counts: Counts, out: Path) -> str:
     name = out.stem if out.stem.isidentifier() else "model"
     variable = "net" if name != "net" else "model"
     lines = [
-        f'"""{spec.name}: a GoogLeNet-style network exported by Inception Sandbox. It needs only torch.',
+        f"{spec.name}: a GoogLeNet-style network exported by Inception Sandbox. It needs only torch.",
         "",
         f"Input:    float images (N, {spec.channels}, {spec.size}, {spec.size}) in [0, 1]; the network normalizes "
         "them itself (MEAN, STD).",
@@ -321,9 +321,9 @@ def _docstring(exportable: Exportable, counts: Counts, out: Path) -> str:
         f"    {name}.predict(images, {variable})  # per image: [(class name, probability), ...], top 3 first",
         "",
         *format_table(spec, inference).splitlines(),
-        '"""',
     ]
-    return "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+    text = "\n".join(wrapped for line in lines for wrapped in _wrap(line))
+    return f'"""{in_docstring(text)}\n"""'  # the spec's name and paths may hold quotes and backslashes
 
 
 def _wrap(line: str) -> list[str]:
@@ -348,3 +348,9 @@ def _constants(spec: Spec, classes: tuple[str, ...] | None, weights: str) -> str
         f"WEIGHTS = {weights}  # trained weights, a state dict saved beside this file",
     ]
     return "\n".join(lines)
+
+
+def in_docstring(text: str) -> str:
+    """`text` as it may stand inside a triple-quoted docstring: a `\"\"\"` or a backslash in it would
+    otherwise end the docstring early or escape what follows."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')

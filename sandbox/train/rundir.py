@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,12 @@ from sandbox.spec.load import Spec, load_spec
 SPEC_FILE = "spec.yaml"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+
+
+def file_name(name: str) -> str:
+    """A spec's `name` as one safe file name for its default run directory under runs/: letters,
+    digits, `.`, `-` and `_` only, so `../../x` or a `/` cannot write outside runs/."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")[:100] or "run"
 
 
 def prepare(out_dir: Path) -> Path:

@@ -479,3 +479,13 @@ def test_standalone_check_blocks_the_sandbox(tmp_path: Path) -> None:
     """)
     done = subprocess.run([sys.executable, "-I", "-c", probe, json.dumps({"blocked": BLOCKED})], capture_output=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_name_with_triple_quotes_and_backslashes_exports_a_file_that_says_it(
+    small_spec: Callable[[], dict[str, Any]], tmp_path: Path
+) -> None:
+    spec = small_spec()
+    spec["name"] = 'evil """ name \\ end'  # the docstring ended early: the file did not parse
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    (path,) = [p for p in export(tmp_path / "spec.yaml", tmp_path / "net.py") if p.suffix == ".py"]
+    assert ast.get_docstring(ast.parse(path.read_text())).startswith('evil """ name \\ end: a GoogLeNet-style')

@@ -98,3 +98,14 @@ def test_a_floor_that_leaves_no_candidate_is_refused_before_training(
     argv = ["search", str(write_yaml(space)), "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), *flag]
     with pytest.raises(SpecError, match=message):
         prepare(build_parser().parse_args(argv))
+
+
+def test_a_name_that_climbs_out_of_runs_makes_its_run_directory_inside(
+    tmp_path: Path, write_yaml, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)
+    monkeypatch.chdir(tmp_path)
+    space: dict[str, Any] = {**tiny_space(), "name": "../../x"}  # wrote the study two levels above runs/
+    args = build_parser().parse_args(["search", str(write_yaml(space)), "--data-dir", str(tmp_path), "--device", "cpu"])
+    run = prepare(args)
+    assert run.run_dir == tmp_path / "runs" / "x" and run.name == "../../x"  # the study keeps its name

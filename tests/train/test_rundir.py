@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from sandbox.train.rundir import file_name
 from tests.run_dirs import make_run_dir
 
 if TYPE_CHECKING:
@@ -85,3 +86,11 @@ def test_train_for_zero_epochs_is_one_line_before_the_run_directory(
 
     assert result.code == 2 and result.err.count("\n") == 1 and message in result.err, result.err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [("../../x", "x"), ("/etc/passwd", "etc_passwd"), ("a b/c", "a_b_c"), ("..", "run"), ("net-1.v2", "net-1.v2")],
+)
+def test_a_specs_name_becomes_one_file_name_inside_runs(name: str, safe: str) -> None:
+    assert file_name(name) == safe  # `name: ../../x` wrote outside runs/

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sandbox.search.ceiling import counted
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 
@@ -116,7 +117,7 @@ def wait_for_states(out: Path, ready, timeout: float = 120, training: bool = Fal
 def test_search_records_trials_and_writes_results(finished_run) -> None:
     root, result = finished_run
     trials = load(root / "run").trials
-    assert len(trials) == 4
+    assert len(counted(trials)) == 4  # trained candidates: repeats and over-budget draws take no place
     for trial in trials:
         assert trial.state == TrialState.COMPLETE
         assert {"flops", "params", "spec"} <= set(trial.user_attrs)
@@ -183,7 +184,7 @@ def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Pat
     result = run_search(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6")
     assert result.returncode == 0, result.stderr
     trials = load(copied_run / "run").trials
-    assert len(trials) == 6
+    assert len(counted(trials)) == 6
     assert {t.number: t.values for t in trials if t.number in first} == first
 
 
@@ -196,7 +197,7 @@ def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_
     assert result.returncode == 2
     assert result.stderr.startswith("error: stages[0].modules[0].branches[1].type: this search dimension changed")
     assert len(result.stderr.strip().splitlines()) == 1
-    assert len(load(copied_run / "run").trials) == 4
+    assert len(counted(load(copied_run / "run").trials)) == 4
 
 
 def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: Path, slow_data_dir: Path) -> None:
@@ -266,7 +267,7 @@ def test_two_processes_on_one_sqlite_study_share_the_ceiling_and_draw_apart(tmp_
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     trials = load(tmp_path / "run").trials
-    assert len(trials) == 4  # [8/6] before: each started one more when the target was near
+    assert len(counted(trials)) == 4  # [8/6] before: each started one more when the target was near
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     firsts: dict[str, Any] = {}
     for trial in trials:
@@ -315,7 +316,8 @@ def test_four_workers_share_sqlite(tmp_path: Path, data_dir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stdout + result.stderr
     trials = load(tmp_path / "run").trials
-    assert len(trials) == 12  # a ceiling: running trials count, so no worker starts a 13th ([15/12] before)
+    trained = counted(trials)  # free draws (over budget, repeats) take no place
+    assert len(trained) == 12  # a ceiling: running trials count, so no worker starts a 13th ([15/12] before)
     assert sorted(t.number for t in trials) == list(range(len(trials)))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)  # none lost or failed
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
@@ -366,7 +368,7 @@ def test_workers_share_a_postgresql_database(tmp_path: Path, data_dir: Path) -> 
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     trials = optuna.load_study(study_name=name, storage=url).trials
-    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)  # the ceiling holds
+    assert len(counted(trials)) == 4 and all(t.state == TrialState.COMPLETE for t in trials)  # the ceiling holds
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Inception Sandbox: build, train, search and export GoogLeNet-style networks from YAML specs."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from sandbox.errors import PluginError, SandboxError, SpecError
 from sandbox.registry import REGISTRY, register_branch, register_downsample, register_stem

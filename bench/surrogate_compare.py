@@ -126,6 +126,13 @@ def summarize(scores: dict[str, list[float]], baseline: str = "random") -> list[
     return lines
 
 
+def split_sizes(record: dict[str, Any]) -> dict[str, int]:
+    """The validation and test images a table's runs were measured on (from their per-image records)."""
+    correct = record.get("correct") or {}
+    sizes = {split: int(str(correct[split]).partition(":")[0]) for split in ("val", "test") if split in correct}
+    return {f"{split}_images": size for split, size in sizes.items()}
+
+
 def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     names = args.strategies or DEFAULT_STRATEGIES
     unknown = set(names) - set(STRATEGIES)
@@ -189,6 +196,8 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     "surrogate": surrogate.describe(),
                     "table": str(args.surrogate),
                     "per_candidate_epochs": per_candidate,
+                    "noise": surrogate.noise,  # one run's validation accuracy around its mean, 0-1
+                    **split_sizes(records[0]),
                     "seconds": seconds,
                     "strategies": {n: {**figures[n], "overrides": STRATEGIES[n]} for n in names},
                 },

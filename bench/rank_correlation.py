@@ -28,13 +28,11 @@ from typing import Any
 
 import torch
 from proxies import PROXIES
+from table import draws
 
 from sandbox.model.builder import build
 from sandbox.model.flops import count
-from sandbox.search.config import search_config
-from sandbox.space.bounds import random_suggest
-from sandbox.space.primitives import sample
-from sandbox.spec.load import Spec, read_yaml, validate
+from sandbox.spec.load import Spec, validate
 from sandbox.train.data import load, to_float
 from sandbox.train.device import set_cpu_threads
 from sandbox.train.loop import train_run
@@ -43,24 +41,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def candidates(space_path: Path, n: int, seed: int) -> Iterator[tuple[int, dict[str, Any]]]:
-    """`n` distinct, valid, within-budget candidates, always the same ones for the same seed."""
-    space = read_yaml(space_path)
-    budget = search_config(space.get("search") or {}).budget
-    rng, seen, index = random.Random(seed), set(), 0
-    while index < n:
-        raw = sample(space, random_suggest(rng))
-        raw.pop("search", None)
-        key = json.dumps(raw, sort_keys=True)
-        if key in seen:
-            continue
-        seen.add(key)
-        try:
-            spec = validate(raw, base=space_path.resolve().parent)
-        except Exception:
-            continue
-        if budget is None or count(spec).flops <= budget:
-            yield index, raw
-            index += 1
+    """`n` distinct, valid, within-budget candidates, always the same ones for the same seed (those of
+    `table.py` for that seed)."""
+    for index, (_, raw) in enumerate(draws(space_path, n, seed)):
+        yield index, raw
 
 
 def zero_cost(spec: Spec) -> dict[str, float]:

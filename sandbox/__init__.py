@@ -13,11 +13,13 @@ __all__ = [
     "SpecError",
     "__version__",
     "build",
+    "evaluate",
     "list_specs",
     "load_spec",
     "register_branch",
     "register_downsample",
     "register_stem",
+    "train",
 ]
 
 
@@ -26,6 +28,10 @@ def __getattr__(name: str):  # lazy, so plugins can import the decorators withou
         from sandbox.model.builder import build
 
         return build
+    if name in ("train", "evaluate"):
+        from sandbox import api
+
+        return getattr(api, name)
     if name == "load_spec":
         from sandbox.spec.load import load_spec
 

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from sandbox.commands import add_device_options, add_plugin_option
-from sandbox.errors import SandboxError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,37 +19,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from sandbox.api import evaluate
 
-    from sandbox.export.source import run_directory
-    from sandbox.train.data import load_for, names_text
-    from sandbox.train.device import resolve_device, set_cpu_threads
-    from sandbox.train.loop import predict
-    from sandbox.train.rundir import load_run, read_metrics
-
-    device = resolve_device(args.device)
-    set_cpu_threads(args.threads)
-    run_dir = run_directory(args.run_dir) if args.run_dir.is_dir() else args.run_dir  # a search's: its best
-    spec, model = load_run(run_dir, device=device, plugin_files=args.plugin)
-    data = load_for(spec, device, args.data_dir)  # shaped for the spec as training shaped it
-    recorded_data = read_metrics(run_dir).get("dataset")
-    trained_on = recorded_data.get("class_names") if isinstance(recorded_data, dict) else None
-    if isinstance(trained_on, list) and trained_on != list(data.classes):
-        raise SandboxError(
-            f"{run_dir} was trained on the classes {names_text(trained_on)}, but {data.name} in "
-            f"{data.root} has {names_text(data.classes)}: not the dataset it was trained on"
-        )
-    predicted = predict(model, data.test, batch=spec.train.batch_size).cpu()  # as the run measured it
-    labels = data.test.labels.cpu()
-    total = torch.bincount(labels, minlength=len(data.classes))
-    correct = torch.bincount(labels[predicted == labels], minlength=len(data.classes))
-    width = max(14, *(len(name) + 1 for name in data.classes))
+    result = evaluate(
+        args.run_dir, device=args.device, threads=args.threads, data_dir=args.data_dir, plugins=args.plugin
+    )
+    width = max(14, *(len(name) + 1 for name in result.classes))
     print(f"{'class':<{width}} {'images':>7} {'correct':>8} {'accuracy':>9}")
-    for name, n, right in zip(data.classes, total.tolist(), correct.tolist(), strict=True):
+    for name, (n, right) in result.classes.items():
         print(f"{name:<{width}} {n:>7} {right:>8} {right / max(n, 1):>9.2%}")
-    accuracy = correct.sum().item() / len(labels)
-    recorded = read_metrics(run_dir).get("test_accuracy")
-    print(f"{'all':<{width}} {len(labels):>7} {correct.sum().item():>8} {accuracy:>9.2%}")
-    if isinstance(recorded, float):
-        print(f"recorded at training time: {recorded:.2%} ({data.name}, {len(labels):,} test images)")
+    right = sum(r for _, r in result.classes.values())
+    print(f"{'all':<{width}} {result.images:>7} {right:>8} {result.accuracy:>9.2%}")
+    if result.recorded is not None:
+        print(f"recorded at training time: {result.recorded:.2%} ({result.dataset}, {result.images:,} test images)")
     return 0

@@ -7,8 +7,6 @@ spec it was started with (SPEC may then be left out: the run's spec.yaml is used
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,46 +34,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.errors import SandboxError, SpecError, describe
+    from sandbox.api import train
+    from sandbox.errors import SpecError
     from sandbox.spec.overrides import load_overridden
-    from sandbox.train.device import resolve_device, set_cpu_threads
-    from sandbox.train.loop import train_run
-    from sandbox.train.rundir import SPEC_FILE, concrete_raw, file_name
+    from sandbox.train.rundir import SPEC_FILE
 
-    device = str(resolve_device(args.device))
-    set_cpu_threads(args.threads)
     if args.spec is None and args.resume is None:
         raise SpecError("spec", "give a spec file to train (or --resume RUN_DIR to continue a run)")
     if args.resume is not None and args.out is not None and args.out.resolve() != args.resume.resolve():
         raise SpecError("--out", "a resumed run goes on in its own directory: leave --out out, or give the same")
-    spec = load_overridden(args.spec or args.resume / SPEC_FILE, args.set, plugin_files=args.plugin)
-    # The run's spec.yaml must rebuild the network, so --plugin files become part of it.
-    spec = dataclasses.replace(spec, raw=concrete_raw(spec, args.plugin))
-    out = args.resume or args.out or Path("runs") / f"{file_name(spec.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        metrics = train_run(
-            spec,
-            out_dir=out,
-            epochs=args.epochs,
-            device=device,
-            seed=args.seed,
-            data_dir=args.data_dir,
-            on_epoch=_print_epoch(spec.train.with_overrides(epochs=args.epochs).epochs),
-            resume=args.resume is not None,
-            watch=True,
-            say=print,
-        )
-    except OSError as err:  # history.csv or TensorBoard's events on a full disk: the run stops, in one line
-        where = err.filename or f"the run directory {out}"
-        raise SandboxError(f"training stopped: cannot write {where}: {err.strerror or describe(err)}") from err
-    dataset = metrics["dataset"]
+    spec = args.spec or args.resume / SPEC_FILE
+    epochs = args.epochs or load_overridden(spec, args.set, plugin_files=args.plugin).train.epochs  # for the lines
+    run = train(
+        spec,
+        out=args.resume or args.out,
+        epochs=args.epochs,
+        seed=args.seed,
+        device=args.device,
+        threads=args.threads,
+        data_dir=args.data_dir,
+        plugins=args.plugin,
+        overrides=args.set,
+        resume=args.resume is not None,
+        on_epoch=_print_epoch(epochs),
+        say=print,
+    )
+    metrics, dataset = run.metrics, run.metrics["dataset"]
     print(
         f"test accuracy {metrics['test_accuracy']:.2%} on {dataset['test']:,} {dataset['name']} test images; "
         f"{metrics['train_images_per_second']:,.0f} images/s on {metrics['device']} "
         f"({metrics['train_precision']} steps); "
         f"{metrics['seconds']:.1f} s"
     )
-    print(f"run directory: {out} (history.csv, curves.png)")
+    print(f"run directory: {run.path} (history.csv, curves.png)")
     return 0
 
 

@@ -1,0 +1,170 @@
+"""The verbs as Python calls that return objects: what `sandbox train` and `sandbox evaluate` do, for a notebook.
+
+    import sandbox
+
+    run = sandbox.train("fmnist_baseline", epochs=5, lr=0.05, out="runs/base")
+    run.test_accuracy, run.history[-1]["val_loss"], run.path
+    result = sandbox.evaluate(run)  # or a run directory; a search's stands for its best trial
+    result.accuracy, result.per_class["T-shirt/top"]
+
+Keyword arguments beyond the named ones are `train:` keys (`epochs=5` is `train.epochs: 5`);
+`overrides={"input.size": 96}` sets any key, as `--set` does. Bad values raise `SpecError` naming
+the key, as the command line would print it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+EpochHook = Callable[[int, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training run: its directory and what its metrics.json holds."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def val_accuracy(self) -> float:
+        return float(self.metrics["val_accuracy"])
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.metrics["test_accuracy"])
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.metrics["history"])
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A run's test accuracy re-measured from its saved files, overall and per class."""
+
+    run_dir: Path
+    classes: dict[str, tuple[int, int]]  # per class: test images, and how many were classified right
+    recorded: float | None  # the test accuracy metrics.json recorded at training time
+    dataset: str
+
+    @property
+    def images(self) -> int:
+        return sum(n for n, _ in self.classes.values())
+
+    @property
+    def accuracy(self) -> float:
+        return sum(right for _, right in self.classes.values()) / self.images
+
+    @property
+    def per_class(self) -> dict[str, float]:
+        return {name: right / max(n, 1) for name, (n, right) in self.classes.items()}
+
+
+def settings(train_keys: Mapping[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
+    """Keyword arguments as `--set KEY=VALUE` strings (JSON values are YAML); `overrides` may be such
+    strings already, as the command line passes them."""
+    if overrides is None or isinstance(overrides, Mapping):
+        given = dict(overrides or {}) | {f"train.{key}": value for key, value in train_keys.items()}
+        return [f"{key}={json.dumps(value)}" for key, value in given.items()]
+    return [*overrides, *(f"train.{key}={json.dumps(value)}" for key, value in train_keys.items())]
+
+
+def train(
+    spec: str | Path,
+    *,
+    out: str | Path | None = None,
+    epochs: int | None = None,
+    seed: int | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    data_dir: str | Path | None = None,
+    plugins: Sequence[str | Path] = (),
+    overrides: Mapping[str, Any] | Sequence[str] | None = None,
+    resume: bool = False,
+    on_epoch: EpochHook | None = None,
+    say: Callable[[str], None] | None = None,
+    **train_keys: Any,
+) -> Run:
+    """Train a concrete spec (a file or a shipped name) and return its run. `epochs` and `seed` override
+    the recipe's for this run only (as `--epochs`, `--seed`); `resume=True` goes on from the checkpoint
+    in `out`."""
+    from sandbox.errors import SandboxError, SpecError, describe
+    from sandbox.spec.overrides import load_overridden
+    from sandbox.train.device import resolve_device, set_cpu_threads
+    from sandbox.train.loop import train_run
+    from sandbox.train.rundir import concrete_raw, file_name
+
+    if resume and out is None:
+        raise SpecError("out", "resume=True goes on in a run directory: give it as out")
+    resolved = str(resolve_device(device))
+    set_cpu_threads(threads)
+    loaded = load_overridden(spec, settings(train_keys, overrides), plugin_files=plugins)
+    loaded = dataclasses.replace(loaded, raw=concrete_raw(loaded, plugins))  # spec.yaml must rebuild it
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out) if out is not None else Path("runs") / f"{file_name(loaded.name)}-{stamp}"
+    try:
+        metrics = train_run(
+            loaded,
+            out_dir=run_dir,
+            epochs=epochs,
+            seed=seed,
+            device=resolved,
+            data_dir=Path(data_dir) if data_dir is not None else None,
+            on_epoch=on_epoch,
+            resume=resume,
+            watch=True,
+            say=say,
+        )
+    except OSError as err:  # history.csv or TensorBoard's events on a full disk: the run stops, in one line
+        where = err.filename or f"the run directory {run_dir}"
+        raise SandboxError(f"training stopped: cannot write {where}: {err.strerror or describe(err)}") from err
+    return Run(run_dir, metrics)
+
+
+def evaluate(
+    run: Run | str | Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    data_dir: str | Path | None = None,
+    plugins: Sequence[str | Path] = (),
+) -> Evaluation:
+    """Re-measure a run's test accuracy from its saved files, as training measured it; a search's run
+    directory stands for its best trial. A dataset whose classes are not the run's is refused."""
+    import torch
+
+    from sandbox.errors import SandboxError
+    from sandbox.export.source import run_directory
+    from sandbox.train.data import load_for, names_text
+    from sandbox.train.device import resolve_device, set_cpu_threads
+    from sandbox.train.loop import predict
+    from sandbox.train.rundir import load_run, read_metrics
+
+    resolved = resolve_device(device)
+    set_cpu_threads(threads)
+    given = run.path if isinstance(run, Run) else Path(run)
+    run_dir = run_directory(given) if given.is_dir() else given  # a search's: its best
+    spec, model = load_run(run_dir, device=resolved, plugin_files=plugins)
+    data = load_for(spec, resolved, Path(data_dir) if data_dir is not None else None)
+    metrics = read_metrics(run_dir)
+    recorded_data = metrics.get("dataset")
+    trained_on = recorded_data.get("class_names") if isinstance(recorded_data, dict) else None
+    if isinstance(trained_on, list) and trained_on != list(data.classes):
+        raise SandboxError(
+            f"{run_dir} was trained on the classes {names_text(trained_on)}, but {data.name} in "
+            f"{data.root} has {names_text(data.classes)}: not the dataset it was trained on"
+        )
+    predicted = predict(model, data.test, batch=spec.train.batch_size).cpu()  # as the run measured it
+    labels = data.test.labels.cpu()
+    total = torch.bincount(labels, minlength=len(data.classes)).tolist()
+    right = torch.bincount(labels[predicted == labels], minlength=len(data.classes)).tolist()
+    recorded = metrics.get("test_accuracy")
+    classes = {name: (n, r) for name, n, r in zip(data.classes, total, right, strict=True)}
+    return Evaluation(run_dir, classes, recorded if isinstance(recorded, float) else None, data.name)

@@ -62,7 +62,7 @@ def cli(*args: str | Path) -> tuple[int, str, list[str]]:
     errors = err.getvalue()
     assert code in (0, 1, 2), (code, errors)
     assert "Traceback" not in errors, errors
-    assert all(line.startswith(("error: ", "warning: ", "note: ")) for line in errors.splitlines()), errors
+    assert all(line.startswith(("error: ", "warning: ", "note: ", "data: ")) for line in errors.splitlines()), errors
     assert code != 2 or errors.count("\n") == 1, errors
     return code, out.getvalue(), errors.splitlines()
 

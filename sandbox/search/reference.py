@@ -154,9 +154,12 @@ def _trained_alike(out_dir: Path, spec: Spec, wanted: TrainConfig) -> bool:
         return False
     try:
         metrics = read_metrics(out_dir)
-        same_spec = read_yaml(out_dir / SPEC_FILE) == concrete_raw(spec)
+        stored, raw = read_yaml(out_dir / SPEC_FILE), concrete_raw(spec)
     except SandboxError:
         return False
+    if "normalize" not in raw:  # training states the dataset's own statistics, which an unset key means
+        stored.pop("normalize", None)
+    same_spec = stored == raw
     return same_spec and metrics.get("seed") == wanted.seed and metrics.get("epochs") == wanted.epochs
 
 

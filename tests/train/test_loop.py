@@ -390,7 +390,7 @@ def test_evaluate_reports_unreadable_weights(
 def test_evaluate_refuses_an_unfinished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "run").mkdir()
     assert main(["evaluate", str(tmp_path / "run")]) == 2
-    assert "not a finished run" in capsys.readouterr().err
+    assert "is not a run directory" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------- bundled sample and GPU

@@ -16,7 +16,12 @@ class SandboxError(Exception):
     """A user-facing error: `str(err)` is one complete, self-explaining line, cut at MAX_MESSAGE."""
 
     def __init__(self, message: str = "") -> None:
-        super().__init__(shorten(message))
+        super().__init__(shorten(one_line(message)))
+
+
+def one_line(message: str) -> str:
+    """Line breaks written as `\\n`: a quoted value (a multi-line `--set` value) must not split the line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def shorten(message: str, limit: int = MAX_MESSAGE) -> str:

@@ -157,3 +157,80 @@ def test_train_with_any_recipe_writes_strict_json(workdir: Path, train: dict[str
     code, _, _ = cli("train", workdir / "train.yaml", "--out", workdir / "trained", "--device", "cpu", "--threads", "1")
     if code == 0:
         strict_json((workdir / "trained" / "metrics.json").read_text())
+
+
+# ---------------------------------------------------------------------------- --set values, checkpoints, data files
+
+SET_KEYS = ["stem.out", "train.lr", "train.batch_size", "head.dropout", "input.size", "name", "data", "stages[0]",
+            "stages[1].modules[0].branches[0].out", "defaults.norm", "bogus.key"]  # fmt: skip
+
+
+@pytest.mark.slow
+@FUZZ
+@given(key=st.sampled_from(SET_KEYS), value=edited_yaml() | st.text(max_size=40))
+def test_show_with_any_set_value(workdir: Path, key: str, value: str) -> None:
+    (workdir / "set.yaml").write_text(yaml.safe_dump(SMALL_SPEC, sort_keys=False))
+    code, out, errors = cli("show", workdir / "set.yaml", "--set", f"{key}={value}")
+    assert (code == 0 and not errors) or (code == 2 and len(errors) == 1 and len(errors[0]) <= 2_100)
+
+
+CHECKPOINT_KEYS = ["model", "optimizer", "scheduler", "ema", "generator", "history", "identity", "format"]
+
+
+@st.composite
+def checkpoint_bytes(draw: st.DrawFn) -> bytes:
+    """Random bytes, a truncated real pickle, or a torch file of a mapping with the checkpoint's keys
+    holding anything."""
+    import torch
+
+    kind = draw(st.sampled_from(["bytes", "mapping"]))
+    if kind == "bytes":
+        return draw(st.binary(max_size=300))
+    mapping = draw(st.dictionaries(st.sampled_from(CHECKPOINT_KEYS), SCALARS | st.lists(SCALARS, max_size=3)))
+    buffer = io.BytesIO()
+    torch.save(mapping, buffer)
+    data = buffer.getvalue()
+    return data[: draw(st.integers(1, len(data)))] if draw(st.booleans()) else data
+
+
+@pytest.mark.slow
+@FUZZ
+@given(data=checkpoint_bytes())
+def test_resume_from_any_checkpoint_is_refused_and_touches_nothing(workdir: Path, data: bytes) -> None:
+    run = workdir / "resumed"
+    if not run.exists():
+        make_run_dir(run, SMALL_SPEC)
+    (run / "checkpoint.pt").write_bytes(data)
+    before = {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()}
+    code, _, errors = cli("train", "--resume", run, "--device", "cpu")
+    assert code == 2 and len(errors) == 1, errors
+    assert {path.name: path.read_bytes() for path in run.iterdir() if path.is_file()} == before
+
+
+@pytest.mark.slow
+@FUZZ
+@given(
+    kind=st.sampled_from(["idx-images", "idx-labels", "cifar"]), data=st.binary(max_size=400), keep=st.integers(0, 64)
+)
+def test_any_dataset_file_loads_or_is_one_error_line(tmp_path_factory, kind: str, data: bytes, keep: int) -> None:
+    from sandbox.errors import SandboxError
+    from sandbox.train.config import DataConfig
+    from sandbox.train.data import load
+    from tests.cifar import write_cifar
+    from tests.idx import write_fashion_mnist
+
+    root = tmp_path_factory.mktemp("data")
+    if kind == "cifar":
+        write_cifar(root, train=20, test=10)
+        target, dataset = root / "cifar-10-batches-py" / "data_batch_1", "cifar10"
+    else:
+        write_fashion_mnist(root, train=30, test=10)
+        part = "images-idx3" if kind == "idx-images" else "labels-idx1"
+        target, dataset = root / "FashionMNIST" / "raw" / f"train-{part}-ubyte", "fashion-mnist"
+    target.write_bytes(target.read_bytes()[:keep] + data)  # a real header, or part of one, then anything
+    try:
+        loaded = load(DataConfig(dataset, root, 0.2), "cpu")  # type: ignore[arg-type]
+    except SandboxError as err:
+        assert "\n" not in str(err) and len(str(err)) <= 2_100
+    else:
+        assert len(loaded.train) + len(loaded.val) > 0 and len(loaded.classes) == 10

@@ -15,7 +15,6 @@ when it is read, before the run directory or the data are touched: a refused res
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,11 +113,18 @@ def load_checkpoint(run_dir: Path, identity: Mapping[str, Any]) -> dict[str, Any
         raise SandboxError(f"cannot resume {run_dir}: it has no {CHECKPOINT_FILE} ({why})")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)  # states load onto the device
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as err:
+    except Exception as err:  # a damaged file fails anywhere in the unpickler (IndexError, KeyError, ...)
         raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is unreadable ({describe(err)})") from err
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+    before = checkpoint.get("identity") if isinstance(checkpoint, dict) else None
+    if (
+        not isinstance(checkpoint, dict)
+        or checkpoint.get("format") != FORMAT
+        or not isinstance(before, dict)
+        or not isinstance(before.get("spec"), dict)
+        or not isinstance(before.get("train"), dict)
+    ):
         raise SandboxError(f"cannot resume {run_dir}: {CHECKPOINT_FILE} is not a checkpoint of this sandbox version")
-    before = checkpoint["identity"]  # the spec as written, then the recipe as run (command-line flags in it)
+    # `before`: the spec as written, then the recipe as run (command-line flags in it)
     spec = identity["spec"]
     if "normalize" not in spec and "normalize" in before["spec"]:  # unset: the dataset's own, as it resolved them
         spec = {**spec, "normalize": before["spec"]["normalize"]}

@@ -144,8 +144,10 @@ def work(args: argparse.Namespace) -> None:
     base = args.space.resolve().parent
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for position, (index, run_seed) in enumerate(jobs(args.candidates, args.reruns, seed, args.rerun_seed)):
+        if position % shards != shard:
+            continue
         done = {(r["index"], r["seed"]) for r in read_table(args.out)}  # re-read: other processes append
-        if position % shards != shard or (index, run_seed) in done:
+        if (index, run_seed) in done:
             continue
         params, raw = candidates[index]
         record = train_one(index, params, raw, base, run_seed)

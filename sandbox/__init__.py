@@ -14,11 +14,13 @@ __all__ = [
     "__version__",
     "build",
     "evaluate",
+    "export",
     "list_specs",
     "load_spec",
     "register_branch",
     "register_downsample",
     "register_stem",
+    "search",
     "train",
 ]
 
@@ -28,7 +30,7 @@ def __getattr__(name: str):  # lazy, so plugins can import the decorators withou
         from sandbox.model.builder import build
 
         return build
-    if name in ("train", "evaluate"):
+    if name in ("train", "search", "evaluate", "export"):
         from sandbox import api
 
         return getattr(api, name)

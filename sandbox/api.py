@@ -1,4 +1,5 @@
-"""The verbs as Python calls that return objects: what `sandbox train` and `sandbox evaluate` do, for a notebook.
+"""The verbs as Python calls that return objects: what `sandbox train`, `search`, `evaluate` and
+`export` do, for a notebook.
 
     import sandbox
 
@@ -6,6 +7,9 @@
     run.test_accuracy, run.history[-1]["val_loss"], run.path
     result = sandbox.evaluate(run)  # or a run directory; a search's stands for its best trial
     result.accuracy, result.per_class["T-shirt/top"]
+    found = sandbox.search("quickstart", trials=8, budget="20M", out="runs/qs")
+    found.best, found.leaderboard[0], found.study
+    sandbox.export(found.best, "onnx")  # [Path("quickstart-trial3.onnx")]
 
 Keyword arguments beyond the named ones are `train:` keys (`epochs=5` is `train.epochs: 5`);
 `overrides={"input.size": 96}` sets any key, as `--set` does. Bad values raise `SpecError` naming
@@ -15,34 +19,18 @@ the key, as the command line would print it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from sandbox.runs import Run
+
+if TYPE_CHECKING:
+    from sandbox.search.flow import SearchResult
 
 EpochHook = Callable[[int, dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Run:
-    """A finished training run: its directory and what its metrics.json holds."""
-
-    path: Path
-    metrics: dict[str, Any]
-
-    @property
-    def val_accuracy(self) -> float:
-        return float(self.metrics["val_accuracy"])
-
-    @property
-    def test_accuracy(self) -> float:
-        return float(self.metrics["test_accuracy"])
-
-    @property
-    def history(self) -> list[dict[str, Any]]:
-        return list(self.metrics["history"])
 
 
 @dataclass(frozen=True)
@@ -67,15 +55,6 @@ class Evaluation:
         return {name: right / max(n, 1) for name, (n, right) in self.classes.items()}
 
 
-def settings(train_keys: Mapping[str, Any], overrides: Mapping[str, Any] | Sequence[str] | None) -> list[str]:
-    """Keyword arguments as `--set KEY=VALUE` strings (JSON values are YAML); `overrides` may be such
-    strings already, as the command line passes them."""
-    if overrides is None or isinstance(overrides, Mapping):
-        given = dict(overrides or {}) | {f"train.{key}": value for key, value in train_keys.items()}
-        return [f"{key}={json.dumps(value)}" for key, value in given.items()]
-    return [*overrides, *(f"train.{key}={json.dumps(value)}" for key, value in train_keys.items())]
-
-
 def train(
     spec: str | Path,
     *,
@@ -96,16 +75,16 @@ def train(
     the recipe's for this run only (as `--epochs`, `--seed`); `resume=True` goes on from the checkpoint
     in `out`."""
     from sandbox.errors import SandboxError, SpecError, describe
-    from sandbox.spec.overrides import load_overridden
+    from sandbox.runs import concrete_raw, file_name
+    from sandbox.spec.overrides import as_settings, load_overridden
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import train_run
-    from sandbox.train.rundir import concrete_raw, file_name
 
     if resume and out is None:
         raise SpecError("out", "resume=True goes on in a run directory: give it as out")
     resolved = str(resolve_device(device))
     set_cpu_threads(threads)
-    loaded = load_overridden(spec, settings(train_keys, overrides), plugin_files=plugins)
+    loaded = load_overridden(spec, as_settings(overrides, train_keys), plugin_files=plugins)
     loaded = dataclasses.replace(loaded, raw=concrete_raw(loaded, plugins))  # spec.yaml must rebuild it
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out) if out is not None else Path("runs") / f"{file_name(loaded.name)}-{stamp}"
@@ -128,6 +107,34 @@ def train(
     return Run(run_dir, metrics)
 
 
+def search(
+    spec: str | Path | Mapping[str, Any], *, say: Callable[[str], None] = print, **settings: Any
+) -> SearchResult:
+    """Search a space (a file, a shipped name or a mapping) as `sandbox search` does, rerun to resume;
+    `settings` are its flags by name (`sandbox.search.flow.SearchSettings`: trials, budget, out,
+    overrides, ...). The result holds the study, the best trial's run and the leaderboard."""
+    from sandbox.search.flow import search as run_search
+    from sandbox.search.flow import search_settings_from
+
+    return run_search(spec, search_settings_from(settings), say)
+
+
+def export(
+    run: Run | str | Path,
+    format: str = "py",
+    *,
+    out: str | Path | None = None,
+    weights: str | Path | None = None,
+    plugins: Sequence[str | Path] = (),
+) -> list[Path]:
+    """Write a run's network (a search's run directory stands for its best trial; a spec file exports
+    untrained, or with `weights`) as a standalone `format` file; returns the files written."""
+    from sandbox.export import export as write_export
+
+    source = run.path if isinstance(run, Run) else run
+    return write_export(source, out, fmt=format, weights=weights, plugin_files=plugins)
+
+
 def evaluate(
     run: Run | str | Path,
     *,
@@ -141,11 +148,10 @@ def evaluate(
     import torch
 
     from sandbox.errors import SandboxError
-    from sandbox.export.source import run_directory
+    from sandbox.runs import load_run, read_metrics, run_directory
     from sandbox.train.data import load_for, names_text
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import predict
-    from sandbox.train.rundir import load_run, read_metrics
 
     resolved = resolve_device(device)
     set_cpu_threads(threads)

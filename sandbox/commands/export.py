@@ -7,12 +7,10 @@ spec file (with `--weights FILE` for trained weights, without for an untrained n
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
 from sandbox.commands import add_plugin_option
-
-SUFFIXES = {"py": ".py", "pt2": ".pt2", "onnx": ".onnx"}
+from sandbox.export import FORMATS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,9 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("source", type=Path, help="a train or search run directory, or a spec file")
     parser.add_argument(
         "--format",
-        choices=tuple(SUFFIXES),
+        choices=tuple(FORMATS),
         default="py",
-        help="py: Python file + weights beside it (default); pt2: torch.export program; onnx: needs the onnx extra",
+        help="; ".join(f"{name}: {format.help}" for name, format in FORMATS.items()),
     )
     parser.add_argument("--out", type=Path, help="file to write (default: the spec's name, in the current directory)")
     parser.add_argument("--weights", type=Path, help="weights (.safetensors or .pt state dict) instead of the run's")
@@ -36,11 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sandbox.export import resolve, write
+    from sandbox.export import write
+    from sandbox.export.source import resolve
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
-    out = args.out or Path(re.sub(r"\W", "_", exportable.spec.name) + SUFFIXES[args.format])
-    for path in write(exportable, out, args.format):
+    for path in write(exportable, args.out, args.format):
         print(f"wrote {path} ({_describe(path)})")
     if exportable.weights_origin is None:
         print("note: no weights given, so the network is untrained (pass --weights FILE)")

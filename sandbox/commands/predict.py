@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sandbox.export import resolve
     from sandbox.export.images import load_image
+    from sandbox.export.source import resolve
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
     if exportable.weights_origin is None:

@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from sandbox.api import train
     from sandbox.errors import SpecError
+    from sandbox.runs import SPEC_FILE
     from sandbox.spec.overrides import load_overridden
-    from sandbox.train.rundir import SPEC_FILE
 
     if args.spec is None and args.resume is None:
         raise SpecError("spec", "give a spec file to train (or --resume RUN_DIR to continue a run)")

@@ -19,9 +19,9 @@ from torch import Tensor
 from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.weights import state_misfit
+from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics, run_directory
 from sandbox.spec.load import Spec, load_spec
 from sandbox.train.datasets import known_class_names
-from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics
 
 
 @dataclass(frozen=True)
@@ -65,18 +65,6 @@ def resolve(
     model.eval()
     classes = class_names(spec, metrics)
     return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), classes)
-
-
-def run_directory(source: Path) -> Path:
-    """The trained run a directory stands for: a `sandbox search` run's best trial (its `best/`), or
-    the `sandbox train` run itself; the one rule `export`, `predict` and `evaluate` share."""
-    run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
-    if not (run / SPEC_FILE).is_file():
-        raise SandboxError(
-            f"{source} is not a run directory: expected {SPEC_FILE} and {WEIGHTS_FILE} from `sandbox train`, "
-            f"or best/{METRICS_FILE} from `sandbox search`"
-        )
-    return run
 
 
 def load_weights(model: InceptionNet, path: Path) -> None:

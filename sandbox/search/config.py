@@ -179,6 +179,11 @@ class SearchConfig:
             )
         return optuna.pruners.NopPruner()
 
+    def trial_epochs(self, spelled: Any) -> Any:
+        """The epochs each trial trains, derived in this one place: `search.epochs` (--epochs), else what
+        the spec spells as `train.epochs` (a range in a space, a number in a trial's concrete spec)."""
+        return spelled if self.epochs is None else self.epochs
+
     def rungs(self, epochs: int) -> list[int]:
         """The epochs at which the pruner may stop a trial of `epochs` epochs (asha's rungs; for median
         every epoch from the third on would be listed, so it returns [])."""

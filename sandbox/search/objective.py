@@ -38,7 +38,6 @@ from sandbox.search.results import is_result
 from sandbox.search.run import WORKER, SearchRun
 from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
-from sandbox.spec.schema import Spec
 from sandbox.train.device import is_device_lost
 
 # libyaml's emitter where PyYAML was built with it: every draw's spec is stored, and the pure-Python
@@ -117,7 +116,7 @@ class Objective:
         if under > 0:
             trial.set_user_attr("under_floor", True)
             return self._stand_in(counts.flops)
-        earlier = self._same_candidate(trial, raw, self._epochs(spec))
+        earlier = self._same_candidate(trial, raw, self.run.config.trial_epochs(spec.train.epochs))
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
             trial.set_user_attr("duplicate_of", earlier.number)
             for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
@@ -150,7 +149,7 @@ class Objective:
         train = self.train or train_run
         run, config = self.run, self.run.config
         out_dir = run.trial_dir(trial.number)
-        epochs = self._epochs(spec)
+        epochs = self.run.config.trial_epochs(spec.train.epochs)
         rungs = config.rungs(epochs) if config.rung_schedule == "complete" else []
         progress = TrialProgress(
             trial.study.get_trials(deepcopy=False), trial.number, sum(rungs) + epochs, config.trials,
@@ -194,10 +193,6 @@ class Objective:
         trial.set_user_attr("run_dir", str(out_dir))
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
-
-    def _epochs(self, spec: Spec) -> int:
-        """The epochs each trial trains: `search.epochs` (--epochs), else the spec's `train.epochs`."""
-        return spec.train.epochs if self.run.config.epochs is None else self.run.config.epochs
 
     def _train_by_rungs(
         self,

@@ -29,11 +29,11 @@ from optuna.trial import FrozenTrial
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.paired import Paired, compare, unpack
+from sandbox.runs import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 from sandbox.space.primitives import primitives
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
 from sandbox.train.config import TrainConfig
 from sandbox.train.loop import train_run
-from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 
 COMPARE_DIR = "compare"
 COMPARISON_FILE = "comparison.json"

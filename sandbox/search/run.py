@@ -60,8 +60,7 @@ class SearchRun:
         `train.seed` give way to those). Where the data lives and the device are left out: machines
         that join one study may differ in both."""
         train = dict(self.space.get("train") or {})
-        spelled = train.pop("epochs", TrainConfig.epochs)
-        epochs = spelled if self.config.epochs is None else self.config.epochs
+        epochs = self.config.trial_epochs(train.pop("epochs", TrainConfig.epochs))
         train.pop("seed", None)
         data = {key: value for key, value in (self.space.get("data") or {}).items() if key != "root"}
         return {"train": train, "data": data, "epochs": epochs, "seed": self.config.seed}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -36,6 +37,18 @@ def apply_overrides(raw: Mapping[str, Any], settings: Sequence[str]) -> dict[str
         keys, value = parse_setting(setting)
         _put(result, keys, value, f"--set {'.'.join(map(str, keys))}")
     return result
+
+
+def as_settings(
+    overrides: Mapping[str, Any] | Sequence[str] | None, train_keys: Mapping[str, Any] | None = None
+) -> list[str]:
+    """The Python API's overrides as `--set KEY=VALUE` strings (JSON values are YAML), so that a call
+    is checked and blamed as the command line is; `overrides` may be such strings already, and
+    `train_keys` are `train:` keys (`epochs=5` is `train.epochs=5`)."""
+    train = {f"train.{key}": value for key, value in (train_keys or {}).items()}
+    if overrides is None or isinstance(overrides, Mapping):
+        return [f"{key}={json.dumps(value)}" for key, value in (dict(overrides or {}) | train).items()]
+    return [*overrides, *(f"{key}={json.dumps(value)}" for key, value in train.items())]
 
 
 def parse_setting(setting: str) -> tuple[list[str | int], Any]:

@@ -1,19 +1,5 @@
-"""Training: config, data, the loop, run directories.
+"""Training: config, data, the loop. The package is also the call `sandbox.train(...)` (`sandbox.verbs`)."""
 
-`sandbox.train` is also the call that trains a spec (`sandbox.api.train`): this package's name is the
-verb's, and a module attribute cannot be both, so the package itself is made callable.
-"""
+from sandbox.verbs import make_callable
 
-import sys
-import types
-from typing import Any
-
-
-class _CallablePackage(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from sandbox.api import train
-
-        return train(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallablePackage
+make_callable(__name__, "train")

@@ -29,9 +29,9 @@ from torch import nn
 from sandbox.errors import SandboxError, describe
 from sandbox.model.builder import build
 from sandbox.model.weights import state_misfit
+from sandbox.runs import atomic_write
 from sandbox.spec.load import load_spec
 from sandbox.train.finetune import freeze
-from sandbox.train.rundir import atomic_write
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1

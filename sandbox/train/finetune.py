@@ -86,7 +86,7 @@ class InitReport:
 def read_weights(init: Init) -> dict[str, Tensor]:
     """The state dict `init.weights` holds: a safetensors or torch file, a run directory's weights,
     or a sandbox checkpoint's model."""
-    from sandbox.train.rundir import WEIGHTS_FILE  # rundir builds networks: imported late to keep this light
+    from sandbox.runs import WEIGHTS_FILE  # runs builds networks: imported late to keep this light
 
     path = Path(init.weights)
     if path.is_dir():

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sandbox.train.rundir import atomic_write
+from sandbox.runs import atomic_write
 
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "curves.png"

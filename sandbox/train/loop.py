@@ -58,6 +58,7 @@ from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
 from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.paired import pack
+from sandbox.runs import concrete_raw, prepare, write_metrics, write_spec, write_weights
 from sandbox.spec.load import Spec
 from sandbox.spec.schema import TOP_LEVEL_KEYS
 from sandbox.train.augment import Augmenter, mixer
@@ -67,7 +68,6 @@ from sandbox.train.data import Data, Split, load_for, to_float
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.finetune import check_freeze, freeze, load_init, read_weights, unfreeze
 from sandbox.train.history import RunLog
-from sandbox.train.rundir import concrete_raw, prepare, write_metrics, write_spec, write_weights
 
 EpochHook = Callable[[int, dict[str, Any]], None]
 Say = Callable[[str], None]

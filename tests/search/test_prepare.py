@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 import sandbox.train.data
-from sandbox.cli import build_parser
-from sandbox.commands.search import prepare
+from sandbox.search.flow import SearchSettings, prepare
 from sandbox.train.config import DataConfig
 from tests.search.spaces import tiny_space
 
@@ -23,19 +22,7 @@ def test_the_dataset_is_fetched_once_in_the_parent(tmp_path: Path, write_yaml, m
 
     monkeypatch.setattr(sandbox.train.data, "fetch", fetch)
     space: dict[str, Any] = tiny_space(workers=2)
-    args = build_parser().parse_args(
-        [
-            "search",
-            str(write_yaml(space)),
-            "--data-dir",
-            str(tmp_path),
-            "--out",
-            str(tmp_path / "run"),
-            "--device",
-            "cpu",
-        ]
-    )
-    run = prepare(args)
+    run = prepare(write_yaml(space), SearchSettings(data_dir=tmp_path, out=tmp_path / "run", device="cpu"))
     assert fetched == [DataConfig(dataset="fashion-mnist", root=tmp_path.resolve())]
     assert run.config.workers == 2 and run.device == "cpu"
 
@@ -69,8 +56,8 @@ def test_a_study_whose_every_trial_failed_exits_1_with_the_first_reason(tmp_path
 def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    from sandbox.commands.search import make_run_dir
     from sandbox.errors import SandboxError
+    from sandbox.search.flow import make_run_dir
 
     def read_only(self: Path, *args: Any, **kwargs: Any) -> None:
         raise OSError(errno.EROFS, "Read-only file system")
@@ -83,9 +70,9 @@ def test_a_run_directory_that_cannot_be_made_is_one_line(tmp_path: Path, monkeyp
 @pytest.mark.parametrize(
     ("budget", "flag", "message"),
     [
-        ({"flops": "3M", "floor": "2.9M"}, [], r"search.budget.floor: no candidate reaches 2.90 MFLOPs: the largest"),
-        ("3M", ["--floor", "2.9M"], r"--floor: no candidate reaches 2.90 MFLOPs"),
-        ("3M", ["--floor", "5M"], r"--floor: 5.00 MFLOPs is not below the budget of 3.00 MFLOPs"),
+        ({"flops": "3M", "floor": "2.9M"}, {}, r"search.budget.floor: no candidate reaches 2.90 MFLOPs: the largest"),
+        ("3M", {"floor": "2.9M"}, r"--floor: no candidate reaches 2.90 MFLOPs"),
+        ("3M", {"floor": "5M"}, r"--floor: 5.00 MFLOPs is not below the budget of 3.00 MFLOPs"),
     ],
 )
 def test_a_floor_that_leaves_no_candidate_is_refused_before_training(
@@ -95,9 +82,8 @@ def test_a_floor_that_leaves_no_candidate_is_refused_before_training(
 
     monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)
     space = tiny_space(budget=budget)
-    argv = ["search", str(write_yaml(space)), "--data-dir", str(tmp_path), "--out", str(tmp_path / "r"), *flag]
     with pytest.raises(SpecError, match=message):
-        prepare(build_parser().parse_args(argv))
+        prepare(write_yaml(space), SearchSettings(data_dir=tmp_path, out=tmp_path / "r", **flag))
 
 
 def test_a_name_that_climbs_out_of_runs_makes_its_run_directory_inside(
@@ -106,6 +92,5 @@ def test_a_name_that_climbs_out_of_runs_makes_its_run_directory_inside(
     monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)
     monkeypatch.chdir(tmp_path)
     space: dict[str, Any] = {**tiny_space(), "name": "../../x"}  # wrote the study two levels above runs/
-    args = build_parser().parse_args(["search", str(write_yaml(space)), "--data-dir", str(tmp_path), "--device", "cpu"])
-    run = prepare(args)
+    run = prepare(write_yaml(space), SearchSettings(data_dir=tmp_path, device="cpu"))
     assert run.run_dir == tmp_path / "runs" / "x" and run.name == "../../x"  # the study keeps its name

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 import sandbox.train.data
-from sandbox.cli import build_parser
-from sandbox.commands.search import prepare
 from sandbox.errors import MAX_MESSAGE, SpecError
+from sandbox.search.flow import SearchSettings, prepare
 from sandbox.spec.overrides import apply_overrides, load_overridden, parse_setting, spec_path
 from tests.deadline import deadline
 from tests.search.spaces import tiny_space
@@ -106,8 +105,8 @@ def test_search_takes_the_same_settings(
     monkeypatch.setattr(sandbox.train.data, "fetch", lambda config: tmp_path)  # nothing downloads
     space = write_yaml(tiny_space())
     argv = ["search", str(space), "--out", str(tmp_path / "run"), "--device", "cpu", "--data-dir", str(tmp_path)]
-    args = build_parser().parse_args([*argv, "--set", "train.lr=0.05", "search.trials=3", "train.epochs=1"])
-    run = prepare(args)
+    sets = ["train.lr=0.05", "search.trials=3", "train.epochs=1"]
+    run = prepare(space, SearchSettings(out=tmp_path / "run", device="cpu", data_dir=tmp_path, overrides=sets))
     assert run.space["train"]["lr"] == 0.05 and run.config.trials == 3 and run.recipe()["epochs"] == 1
     result = cli(*argv, "--set", "train.momentum=2")
     assert result.code == 2 and result.err.startswith("error: train.momentum: must be in [0, 1)")

@@ -16,9 +16,9 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 from sandbox.errors import SpecError
 from sandbox.model.builder import build
 from sandbox.model.weights import state_misfit
+from sandbox.runs import write_weights
 from sandbox.train.config import Init, train_config
 from sandbox.train.finetune import check_freeze, freeze, load_init, unfreeze
-from sandbox.train.rundir import write_weights
 from tests.paths import SEARCH_SPACES
 
 FROZEN = (FrozenBatchNorm2d, FrozenBatchNormAct2d)  # timm freezes plain and fused batch norms

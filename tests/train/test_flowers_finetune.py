@@ -11,9 +11,9 @@ import torchvision
 
 from sandbox.cli import main
 from sandbox.model.builder import build
+from sandbox.runs import METRICS_FILE
 from sandbox.spec.overrides import load_overridden
 from sandbox.train.finetune import load_init
-from sandbox.train.rundir import METRICS_FILE
 from tests.images import write_image_folder
 from tests.paths import SEARCH_SPACES
 

@@ -13,8 +13,8 @@ import sandbox.train.data
 import sandbox.train.imagefolder
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
-from sandbox.export import resolve
 from sandbox.export.images import load_image
+from sandbox.export.source import resolve
 from sandbox.spec.load import load_spec
 from sandbox.train.config import DataConfig
 from sandbox.train.data import fetch, load

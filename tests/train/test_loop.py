@@ -22,12 +22,12 @@ import sandbox.train.loop
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
 from sandbox.model.flops import count
+from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from sandbox.spec.load import load_spec
 from sandbox.train.config import Augment, DataConfig, TrainConfig, train_config
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.history import HISTORY_FILE
 from sandbox.train.loop import TrainingError, accuracy, train_run
-from sandbox.train.rundir import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from tests.paths import SEARCH_SPACES
 
 TINY: dict[str, Any] = {
@@ -417,7 +417,7 @@ def test_cuda_bf16_training(synthetic: Path) -> None:
 
 
 def test_metrics_json_is_strict_json_even_with_a_non_finite_figure(tmp_path: Path) -> None:
-    from sandbox.train.rundir import write_metrics
+    from sandbox.runs import write_metrics
 
     write_metrics(tmp_path, {"images_per_second": float("inf"), "history": [{"loss": float("nan"), "epoch": 1}]})
     text = (tmp_path / METRICS_FILE).read_text()

@@ -21,11 +21,11 @@ from safetensors.torch import load_file
 import sandbox.train.history
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
+from sandbox.runs import METRICS_FILE, WEIGHTS_FILE
 from sandbox.spec.load import load_spec
 from sandbox.train.checkpoint import CHECKPOINT_FILE
 from sandbox.train.history import CURVES_FILE, EVENTS_DIR, HISTORY_FILE, SCALARS
 from sandbox.train.loop import train_run
-from sandbox.train.rundir import METRICS_FILE, WEIGHTS_FILE
 from tests.paths import REPO
 from tests.train.test_loop import run, tiny, write_spec
 

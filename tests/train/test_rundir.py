@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from sandbox.train.rundir import file_name
+from sandbox.runs import file_name
 from tests.run_dirs import make_run_dir
 
 if TYPE_CHECKING:

@@ -1,5 +1,9 @@
 """A run directory: `spec.yaml`, `model.safetensors`, then `metrics.json`, the mark of a finished run.
 
+The one home of runs, below train, search and export (each reads or writes them): the files'
+names, their atomic writes, the one rule for what a directory stands for (`run_directory`), and
+`Run`, what the Python API hands back.
+
 Every file is written to a temporary name and renamed into place, and `metrics.json` comes last
 (a stale one is removed when spec.yaml is written, the run's first file), so an interrupted or
 failed run never leaves a directory that looks complete, nor a half-written file; a run refused
@@ -14,6 +18,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,26 @@ from sandbox.spec.load import Spec, load_spec
 SPEC_FILE = "spec.yaml"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished training run: its directory and what its metrics.json holds."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def val_accuracy(self) -> float:
+        return float(self.metrics["val_accuracy"])
+
+    @property
+    def test_accuracy(self) -> float:
+        return float(self.metrics["test_accuracy"])
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return list(self.metrics["history"])
 
 
 def file_name(name: str) -> str:
@@ -117,6 +142,18 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict):  # valid JSON, but every reader looks keys up in it
         raise SandboxError(f"{path} holds {kind_of(metrics)}, not a JSON object of metrics")
     return metrics
+
+
+def run_directory(source: Path) -> Path:
+    """The trained run a directory stands for: a `sandbox search` run's best trial (its `best/`), or
+    the `sandbox train` run itself; the one rule `export`, `predict` and `evaluate` share."""
+    run = source / "best" if (source / "best" / METRICS_FILE).is_file() else source
+    if not (run / SPEC_FILE).is_file():
+        raise SandboxError(
+            f"{source} is not a run directory: expected {SPEC_FILE} and {WEIGHTS_FILE} from `sandbox train`, "
+            f"or best/{METRICS_FILE} from `sandbox search`"
+        )
+    return run
 
 
 def load_run(

@@ -31,6 +31,18 @@ sys.path.insert(0, str(ROOT))
 from sandbox.model.flops import count  # noqa: E402
 from sandbox.paired import pack  # noqa: E402
 from sandbox.search.objective import suggest_with  # noqa: E402
+from sandbox.search.record import (  # noqa: E402
+    CORRECT_VAL,
+    EPOCHS_TRAINED,
+    FLOPS,
+    OVER_BUDGET,
+    PARAMS,
+    SECONDS,
+    SEED,
+    SPEC,
+    TEST_ACCURACY,
+    correct,
+)
 from sandbox.search.report import record_settings, write_report  # noqa: E402
 from sandbox.search.storage import BUDGET_ATTR  # noqa: E402
 from sandbox.space.primitives import sample  # noqa: E402
@@ -64,23 +76,23 @@ def build(run_dir: Path, trials: int, seed: int) -> optuna.Study:
         raw = sample(space, suggest_with(trial))
         raw.pop("search", None)
         counts = count(validate(raw, base=SPACE.parent))
-        trial.set_user_attr("spec", yaml.safe_dump(raw, sort_keys=False))
-        trial.set_user_attr("flops", counts.flops)
-        trial.set_user_attr("params", counts.params)
+        trial.set_user_attr(SPEC, yaml.safe_dump(raw, sort_keys=False))
+        trial.set_user_attr(FLOPS, counts.flops)
+        trial.set_user_attr(PARAMS, counts.params)
         if counts.flops > BUDGET:
-            trial.set_user_attr("over_budget", True)
+            trial.set_user_attr(OVER_BUDGET, True)
             study.tell(trial, 0.0)
             continue
         val = 0.86 + 0.012 * math.log2(counts.flops / 2e6) + rng.normal(0, 0.003)
         for epoch in range(1, EPOCHS + 1):
             trial.report(val - 0.3 * math.exp(-epoch / 3), epoch)
         for key, value in {
-            "epochs_trained": EPOCHS,
-            "seconds": counts.flops / 1e5,
-            "seed": 0,
-            "test_accuracy": val - 0.004,
-            "correct_val": records(val, rng, hard),
-            "correct_test": records(val - 0.004, rng, hard),
+            EPOCHS_TRAINED: EPOCHS,
+            SECONDS: counts.flops / 1e5,
+            SEED: 0,
+            TEST_ACCURACY: val - 0.004,
+            correct("val"): records(val, rng, hard),
+            correct("test"): records(val - 0.004, rng, hard),
         }.items():
             trial.set_user_attr(key, value)
         study.tell(trial, val)
@@ -89,14 +101,14 @@ def build(run_dir: Path, trials: int, seed: int) -> optuna.Study:
 
 def reference(run_dir: Path, study: optuna.Study, seed: int) -> None:
     """compare/comparison.json as the search writes it, for a reference at 13.6 MFLOPs."""
-    best = max((t for t in study.trials if "correct_val" in t.user_attrs), key=lambda t: t.values[0])
+    best = max((t for t in study.trials if CORRECT_VAL in t.user_attrs), key=lambda t: t.values[0])
     rng = np.random.default_rng(seed + 1)
     hard = np.random.default_rng(seed).normal(size=IMAGES)
     from sandbox.search.reference import Measured, write_comparison
 
-    mine = Measured(f"best (trial {best.number})", best.user_attrs["flops"], (0,), (best.values[0],),
-                    (best.user_attrs["test_accuracy"],),
-                    ({"val": best.user_attrs["correct_val"], "test": best.user_attrs["correct_test"]},))  # fmt: skip
+    mine = Measured(f"best (trial {best.number})", best.user_attrs[FLOPS], (0,), (best.values[0],),
+                    (best.user_attrs[TEST_ACCURACY],),
+                    ({"val": best.user_attrs[CORRECT_VAL], "test": best.user_attrs[correct("test")]},))  # fmt: skip
     theirs = Measured("reference", 13_600_000, (0,), (0.884,), (0.881,),
                       ({"val": records(0.884, rng, hard), "test": records(0.881, rng, hard)},))  # fmt: skip
     write_comparison(mine, theirs, run_dir)

@@ -27,6 +27,7 @@ import optuna
 from sandbox.model.flops import count
 from sandbox.search.config import search_config
 from sandbox.search.objective import Objective
+from sandbox.search.record import EPOCHS_TRAINED, OVER_BUDGET
 from sandbox.search.results import is_result, ranked
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study
@@ -53,7 +54,7 @@ def pruning(space_path: Path, trials: int, workdir: Path) -> None:
         run_workers(run)
         seconds = time.perf_counter() - start
         trials_ = open_study(run).get_trials(deepcopy=False)
-        epochs = sum(t.user_attrs.get("epochs_trained", 0) for t in trials_)
+        epochs = sum(t.user_attrs.get(EPOCHS_TRAINED, 0) for t in trials_)
         best = ranked(trials_)[0].values[0]
         rows[pruner] = (epochs, seconds, best)
         print(f"  pruner {pruner:<6}: {epochs:4d} epochs trained, {seconds:7.1f} s, best val accuracy {best:.4f}")
@@ -95,7 +96,7 @@ def budget_learning(space_path: Path, trials: int, workdir: Path) -> None:
                 }
 
             study.optimize(Objective(run, "cpu", train=stand_in), n_trials=trials)
-            over = [bool(t.user_attrs.get("over_budget")) for t in study.get_trials(deepcopy=False)]
+            over = [bool(t.user_attrs.get(OVER_BUDGET)) for t in study.get_trials(deepcopy=False)]
             half = len(over) // 2
             print(
                 f"    {sampler:<7} over budget {sum(over[:half]) / half:4.0%} in the first half, "

@@ -37,6 +37,7 @@ import optuna
 from search_efficiency import make_run
 
 from sandbox.search.objective import Objective
+from sandbox.search.record import EPOCHS_TRAINED, TEST_ACCURACY
 from sandbox.search.results import is_result
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study
@@ -75,7 +76,7 @@ class Outcome:
 
 
 def epochs_of(trial: optuna.trial.FrozenTrial) -> int:
-    return int(trial.user_attrs.get("epochs_trained", 0))
+    return int(trial.user_attrs.get(EPOCHS_TRAINED, 0))
 
 
 def stop_after(budget: int) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
@@ -98,7 +99,7 @@ def run_strategy(run: SearchRun, budget: int, device: str, seed: int) -> Outcome
             break  # the trial that crossed the budget: every strategy loses its last, unfinished share alike
         spent += epochs_of(trial)
         if is_result(trial) and trial.values[0] > best:
-            best, best_number, test = trial.values[0], trial.number, float(trial.user_attrs["test_accuracy"])
+            best, best_number, test = trial.values[0], trial.number, float(trial.user_attrs[TEST_ACCURACY])
         curve.append((spent, best))
     return Outcome(seed, curve, best, test, spent, best_number)
 

@@ -80,11 +80,13 @@ def nothing_trained(study: optuna.Study) -> int:
 
     from optuna.trial import TrialState
 
+    from sandbox.search.record import ERROR
+
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     if not failed:
         return 0
     first = failed[0]
-    reason = first.user_attrs.get("error", "interrupted")
+    reason = first.user_attrs.get(ERROR, "interrupted")
     line = f"error: no candidate trained to the end; {len(failed)} failed, trial {first.number}: {reason}"
     print(line, file=sys.stderr)
     return 1

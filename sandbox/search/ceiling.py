@@ -27,12 +27,12 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from sandbox.errors import SandboxError
+from sandbox.search.record import FREE_DRAWS
 from sandbox.search.run import FINISHED
 
 _ADVISORY_LOCK = 0x5A4E  # PostgreSQL advisory locks are keyed by two integers: this one and the study's id
 
 
-FREE_DRAWS = ("over_budget", "under_floor", "invalid", "duplicate_of")  # user attrs of draws that trained nothing
 DRAWS_PER_TRIAL = 50
 
 

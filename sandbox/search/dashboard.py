@@ -19,6 +19,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from sandbox.paired import unpack
+from sandbox.search.record import correct
 from sandbox.search.results import is_result, note
 
 
@@ -84,7 +85,7 @@ def readable_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
 def _words(key: str, value: Any) -> Any:
     if isinstance(value, (int, float, bool)) or value is None:
         return value
-    if key.startswith("correct_") and isinstance(value, str):
+    if key.startswith(correct("")) and isinstance(value, str):
         bits = unpack(value)
         return f"{int(bits.sum()):,} of {len(bits):,} images right (per-image record)"
     if isinstance(value, dict):

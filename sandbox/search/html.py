@@ -16,6 +16,7 @@ from typing import Any
 from optuna.trial import FrozenTrial
 
 from sandbox.paired import LEVEL
+from sandbox.search.record import FLOPS, TEST_ACCURACY
 from sandbox.search.results import COLUMNS, TIE_RULE, choices, is_result, ranked, rows
 
 _STYLE = """
@@ -89,8 +90,8 @@ def answer(trials: Sequence[FrozenTrial], comparison: Mapping[str, Any] | None) 
     )
     if comparison is None:
         attrs = best.user_attrs
-        line = [f"best (trial {best.number})", _mflops(attrs.get("flops")), _mean([best.values[0]])]
-        table = _table(["", "MFLOPs", "val acc", "test acc"], [[*line, _mean([attrs.get("test_accuracy")])]])
+        line = [f"best (trial {best.number})", _mflops(attrs.get(FLOPS)), _mean([best.values[0]])]
+        table = _table(["", "MFLOPs", "val acc", "test acc"], [[*line, _mean([attrs.get(TEST_ACCURACY)])]])
         return pick + table + "<p>No reference network was compared (set <code>search.reference</code>).</p>"
     measured = [comparison["best"], comparison["reference"]]
     lines = [[str(m["name"]), _mflops(m["flops"]), _mean(m["val"]), _mean(m["test"])] for m in measured]

@@ -34,8 +34,26 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from sandbox.errors import SpecError, describe
 from sandbox.model.flops import count
 from sandbox.search.progress import TrialProgress
+from sandbox.search.record import (
+    COPIED,
+    DEVICE_LOST,
+    DUPLICATE_OF,
+    EPOCHS_TRAINED,
+    ERROR,
+    FLOPS,
+    FROM_METRICS,
+    INVALID,
+    OVER_BUDGET,
+    PARAMS,
+    RUN_DIR,
+    SEED,
+    SPEC,
+    UNDER_FLOOR,
+    WORKER,
+    correct,
+)
 from sandbox.search.results import is_result
-from sandbox.search.run import WORKER, SearchRun
+from sandbox.search.run import THIS_WORKER, SearchRun
 from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
 from sandbox.train.device import is_device_lost
@@ -82,44 +100,44 @@ class Objective:
         self.train = train
 
     def __call__(self, trial: Trial) -> float | tuple[float, float]:
-        trial.set_user_attr("worker", WORKER)
+        trial.set_user_attr(WORKER, THIS_WORKER)
         try:
             return self._evaluate(trial)
         except optuna.TrialPruned:
             raise
         except Exception as err:  # recorded, so the leaderboard says why and not "interrupted"
-            trial.set_user_attr("error", describe(err))
+            trial.set_user_attr(ERROR, describe(err))
             if is_device_lost(err):
-                trial.set_user_attr("device_lost", True)  # the worker ends; a fresh process retries the trial
+                trial.set_user_attr(DEVICE_LOST, True)  # the worker ends; a fresh process retries the trial
             raise
 
     def _evaluate(self, trial: Trial) -> float | tuple[float, float]:
         run, config = self.run, self.run.config
         raw = concrete_spec(run, trial)
-        trial.set_user_attr("spec", yaml.dump(raw, Dumper=SAFE_DUMPER, sort_keys=False))
+        trial.set_user_attr(SPEC, yaml.dump(raw, Dumper=SAFE_DUMPER, sort_keys=False))
         try:
             spec = validate(raw, base=run.base)
             counts = count(spec)
         except SpecError as err:  # e.g. every branch of a module chosen `none`
-            trial.set_user_attr("invalid", str(err))
+            trial.set_user_attr(INVALID, str(err))
             set_budget_constraint(trial, 1e12)  # finite: GP models constraint values
             return self._stand_in(0)
-        trial.set_user_attr("flops", counts.flops)
-        trial.set_user_attr("params", counts.params)
+        trial.set_user_attr(FLOPS, counts.flops)
+        trial.set_user_attr(PARAMS, counts.params)
         over = counts.flops - config.budget if config.budget else -1
         floor = config.floor_flops
         under = floor - counts.flops if floor is not None else -1
         set_budget_constraint(trial, float(max(over, under)))
         if over > 0:
-            trial.set_user_attr("over_budget", True)
+            trial.set_user_attr(OVER_BUDGET, True)
             return self._stand_in(counts.flops)
         if under > 0:
-            trial.set_user_attr("under_floor", True)
+            trial.set_user_attr(UNDER_FLOOR, True)
             return self._stand_in(counts.flops)
         earlier = self._same_candidate(trial, raw, self.run.config.trial_epochs(spec.train.epochs))
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
-            trial.set_user_attr("duplicate_of", earlier.number)
-            for key in ("test_accuracy", "seconds", "train_images_per_second", "run_dir"):
+            trial.set_user_attr(DUPLICATE_OF, earlier.number)
+            for key in COPIED:
                 trial.set_user_attr(key, earlier.user_attrs.get(key))
             return tuple(earlier.values) if config.multi_objective else earlier.values[0]
         return self._train(trial, spec, counts.flops)
@@ -132,9 +150,9 @@ class Objective:
             if (
                 is_result(earlier)
                 and earlier.params == trial.params  # cheap, and rules out most at once
-                and earlier.user_attrs.get("seed") == self.run.config.seed
-                and earlier.user_attrs.get("epochs_trained") == epochs
-                and _unnamed(yaml.safe_load(earlier.user_attrs["spec"])) == wanted
+                and earlier.user_attrs.get(SEED) == self.run.config.seed
+                and earlier.user_attrs.get(EPOCHS_TRAINED) == epochs
+                and _unnamed(yaml.safe_load(earlier.user_attrs[SPEC])) == wanted
             ):
                 return earlier
         return None
@@ -158,7 +176,7 @@ class Objective:
 
         def on_epoch(epoch: int, record: Mapping[str, Any]) -> None:
             progress.epoch(epoch, record)
-            trial.set_user_attr("epochs_trained", epoch + 1)
+            trial.set_user_attr(EPOCHS_TRAINED, epoch + 1)
             if config.multi_objective:
                 return  # Optuna prunes single-objective studies only
             trial.report(record["val_accuracy"], epoch + 1)  # step = epochs trained, as rungs count them
@@ -186,11 +204,11 @@ class Objective:
             raise
         finally:
             progress.close()
-        for key in ("seed", "test_accuracy", "seconds", "train_images_per_second"):
+        for key in FROM_METRICS:
             trial.set_user_attr(key, metrics[key])
         for split, bits in metrics.get("correct", {}).items():  # per-image records: `sandbox.paired`
-            trial.set_user_attr(f"correct_{split}", bits)
-        trial.set_user_attr("run_dir", str(out_dir))
+            trial.set_user_attr(correct(split), bits)
+        trial.set_user_attr(RUN_DIR, str(out_dir))
         accuracy = float(metrics["val_accuracy"])
         return (accuracy, float(flops)) if config.multi_objective else accuracy
 
@@ -213,14 +231,14 @@ class Objective:
         for rung in self.run.config.rungs(epochs):
             accuracy = float(run_for(rung, on_epoch=shown)["val_accuracy"])
             spent += rung
-            trial.set_user_attr("epochs_trained", spent)
+            trial.set_user_attr(EPOCHS_TRAINED, spent)
             trial.report(accuracy, rung)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"val accuracy {accuracy:.2%} after a complete {rung}-epoch schedule")
 
         def tally(epoch: int, record: Mapping[str, Any]) -> None:
             shown(epoch, record)
-            trial.set_user_attr("epochs_trained", spent + epoch + 1)
+            trial.set_user_attr(EPOCHS_TRAINED, spent + epoch + 1)
 
         metrics = run_for(epochs, out_dir=out_dir, on_epoch=tally)
         trial.report(float(metrics["val_accuracy"]), epochs)

@@ -22,6 +22,7 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
+from sandbox.search.record import FLOPS, INVALID, OVER_BUDGET, SCREENED_OUT, UNDER_FLOOR
 from sandbox.search.results import is_result, row  # noqa: E402
 
 COMPLETE, PRUNED = "trained to the end", "pruned"
@@ -55,13 +56,13 @@ class Reference:
 def outcome(trial: FrozenTrial) -> str | None:
     """How the figures show a trial; None for one they leave out (failed, running, a repeat)."""
     attrs = trial.user_attrs
-    if attrs.get("over_budget"):
+    if attrs.get(OVER_BUDGET):
         return "over budget"
-    if attrs.get("under_floor"):
+    if attrs.get(UNDER_FLOOR):
         return "under floor"
-    if attrs.get("screened_out"):
+    if attrs.get(SCREENED_OUT):
         return "screened out"
-    if "invalid" in attrs:
+    if INVALID in attrs:
         return "invalid"
     if is_result(trial):
         return COMPLETE
@@ -77,7 +78,7 @@ def points(trials: Sequence[FrozenTrial]) -> list[Point]:
         kind = outcome(trial)
         if kind is None:
             continue
-        flops = trial.user_attrs.get("flops")
+        flops = trial.user_attrs.get(FLOPS)
         r = row(trial)
         shown.append(
             Point(

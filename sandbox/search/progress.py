@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
 from sandbox.search.ceiling import counted, finished
+from sandbox.search.record import FLOPS, OVER_BUDGET, SECONDS
 from sandbox.search.results import is_result, note, ranked
 
 LINES_PER_TRIAL = 4  # without a terminal: a line after every quarter of a trial's epochs
@@ -50,7 +51,7 @@ class TrialProgress:
         mine = counted(trials)
         self.unstarted = max(0, total - len(mine))
         self.running = max(1, sum(trial.state == TrialState.RUNNING for trial in mine))
-        spent = [float(t.user_attrs["seconds"]) for t in trials if is_result(t) and "seconds" in t.user_attrs]
+        spent = [float(t.user_attrs[SECONDS]) for t in trials if is_result(t) and SECONDS in t.user_attrs]
         self.per_trial = statistics.fmean(spent) if spent else None
         self.seconds = 0.0
         self.bar = tqdm(total=epochs, desc=f"trial {number}", unit="epoch", leave=False, file=self.out) if bar else None
@@ -99,11 +100,11 @@ class TrialPrinter:
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         trials = study.get_trials(deepcopy=False)
-        flops = trial.user_attrs.get("flops")
+        flops = trial.user_attrs.get(FLOPS)
         size = f"{flops / 1e6:8.2f} MFLOPs" if flops is not None else f"{'?':>8} MFLOPs"
         if is_result(trial):
             outcome = f"val {trial.values[0]:.2%}"
-        elif trial.user_attrs.get("over_budget"):
+        elif trial.user_attrs.get(OVER_BUDGET):
             outcome = f"over budget ({self.budget / 1e6:.1f}M), not trained"
         else:
             outcome = note(trial) or trial.state.name.lower()

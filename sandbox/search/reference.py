@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial
 from sandbox.errors import SandboxError, SpecError
 from sandbox.paired import Paired, compare, unpack
 from sandbox.runs import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
+from sandbox.search.record import EPOCHS_TRAINED, FLOPS, SEED, SPEC, TEST_ACCURACY, correct
 from sandbox.space.primitives import primitives
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
 from sandbox.train.config import TrainConfig
@@ -72,7 +73,7 @@ def reference_spec(path: Path, best: Spec) -> Spec:
 
 def best_spec(best: FrozenTrial, base: Path) -> Spec:
     """The best candidate's concrete spec, as its trial recorded it."""
-    return validate(yaml.safe_load(best.user_attrs["spec"]), base=base)
+    return validate(yaml.safe_load(best.user_attrs[SPEC]), base=base)
 
 
 @dataclass(frozen=True)
@@ -111,12 +112,12 @@ def measure_best(best: FrozenTrial, spec: Spec, seeds: Sequence[int], runs: Comp
     refused, `sandbox.search.storage`); every other seed is trained, or reused."""
     wanted = runs.recipe(spec, seeds[0])
     attrs = best.user_attrs
-    trial_is_first = attrs.get("seed") == wanted.seed and attrs.get("epochs_trained") == wanted.epochs
+    trial_is_first = attrs.get(SEED) == wanted.seed and attrs.get(EPOCHS_TRAINED) == wanted.epochs
     done = [runs.train(spec, "best", seed) for seed in (seeds[1:] if trial_is_first else seeds)]
     if trial_is_first:
-        recorded = {split: attrs[f"correct_{split}"] for split in ("val", "test") if f"correct_{split}" in attrs}
-        done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs["test_accuracy"], "correct": recorded})
-    return _measured(f"best (trial {best.number})", int(attrs["flops"]), seeds, done)
+        recorded = {split: attrs[correct(split)] for split in ("val", "test") if correct(split) in attrs}
+        done.insert(0, {"val_accuracy": best.values[0], "test_accuracy": attrs[TEST_ACCURACY], "correct": recorded})
+    return _measured(f"best (trial {best.number})", int(attrs[FLOPS]), seeds, done)
 
 
 def measure_reference(spec: Spec, seeds: Sequence[int], runs: ComparisonRuns) -> Measured:

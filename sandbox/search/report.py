@@ -30,6 +30,7 @@ from optuna.visualization import matplotlib as optuna_plots
 
 from sandbox.search import plots
 from sandbox.search.html import Figures, page
+from sandbox.search.record import SCREENED_OUT, SPEC
 from sandbox.search.results import choices, is_result, pareto_front, ranked, summary
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import BUDGET_ATTR, STUDY_ATTR
@@ -60,7 +61,7 @@ def named_view(trials: Sequence[FrozenTrial]) -> optuna.Study:
     names = short_names(name for trial in trials for name in trial.params)
     view = optuna.create_study(direction="maximize")
     for trial in sorted(trials, key=lambda t: t.number):
-        if not (is_result(trial) and not trial.user_attrs.get("screened_out")):
+        if not (is_result(trial) and not trial.user_attrs.get(SCREENED_OUT)):
             view.add_trial(create_trial(state=TrialState.FAIL))  # keeps the numbering
             continue
         view.add_trial(
@@ -123,7 +124,7 @@ def figures(study: optuna.Study, run_dir: Path | None) -> dict[str, Callable[[],
     front = [t.number for t in pareto_front(trials)]
     view = named_view(trials)
     names = short_names(name for trial in trials for name in trial.params)
-    results = [t for t in ranked(trials) if not t.user_attrs.get("screened_out")]
+    results = [t for t in ranked(trials) if not t.user_attrs.get(SCREENED_OUT)]
     return {
         "accuracy_vs_flops.png": lambda: plots.accuracy_vs_flops(
             shown, front, budget_mflops(study), reference_of(run_dir)
@@ -234,7 +235,7 @@ def _architecture(best: FrozenTrial, run_dir: Path) -> str:
     from sandbox.search.architecture import architecture_html
 
     try:
-        return architecture_html(best.user_attrs["spec"], run_dir)
+        return architecture_html(best.user_attrs[SPEC], run_dir)
     except (SandboxError, KeyError) as err:  # e.g. a plugin file of another machine
         return f"<p>Trial {best.number}'s spec does not build here: {escape(str(err))}</p>"
 

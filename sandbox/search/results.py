@@ -22,11 +22,26 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sandbox.paired import LEVEL, Paired, compare, unpack
+from sandbox.search.record import (
+    CORRECT_VAL,
+    DUPLICATE_OF,
+    EPOCHS_TRAINED,
+    ERROR,
+    FLOPS,
+    INVALID,
+    NOT_TRAINED,
+    OVER_BUDGET,
+    PARAMS,
+    RUN_DIR,
+    SECONDS,
+    SPEC,
+    TEST_ACCURACY,
+    UNDER_FLOOR,
+)
 
 COLUMNS = (
     "trial", "state", "val_accuracy", "test_accuracy", "vs_best", "flops", "params", "epochs", "seconds", "note",
 )  # fmt: skip
-NOT_TRAINED = ("over_budget", "under_floor")  # user attributes of draws never trained for their FLOPs
 TOP_LEVEL = ("input", "normalize", "defaults", "stem", "stages", "head", "aux", "train", "data")  # network order
 
 
@@ -35,31 +50,31 @@ def is_result(trial: FrozenTrial) -> bool:
     return (
         trial.state == TrialState.COMPLETE
         and not any(trial.user_attrs.get(attr) for attr in NOT_TRAINED)
-        and "invalid" not in trial.user_attrs
-        and "duplicate_of" not in trial.user_attrs  # shown once, under the trial that trained it
+        and INVALID not in trial.user_attrs
+        and DUPLICATE_OF not in trial.user_attrs  # shown once, under the trial that trained it
     )
 
 
 def note(trial: FrozenTrial) -> str:
     attrs = trial.user_attrs
-    if attrs.get("over_budget"):
+    if attrs.get(OVER_BUDGET):
         return "over budget"
-    if attrs.get("under_floor"):
+    if attrs.get(UNDER_FLOOR):
         return "under the FLOP floor"
-    if "invalid" in attrs:
-        return f"invalid: {attrs['invalid']}"
-    if "duplicate_of" in attrs:
-        return f"same candidate as trial {attrs['duplicate_of']}, not trained again"
+    if INVALID in attrs:
+        return f"invalid: {attrs[INVALID]}"
+    if DUPLICATE_OF in attrs:
+        return f"same candidate as trial {attrs[DUPLICATE_OF]}, not trained again"
     if trial.state == TrialState.PRUNED:
-        return f"pruned after epoch {attrs.get('epochs_trained', '?')}"
+        return f"pruned after epoch {attrs.get(EPOCHS_TRAINED, '?')}"
     if trial.state == TrialState.FAIL:
-        return f"failed: {attrs.get('error', 'interrupted')}"
+        return f"failed: {attrs.get(ERROR, 'interrupted')}"
     return trial.state.name.lower() if trial.state != TrialState.COMPLETE else ""
 
 
 def ranked(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """Result trials, best validation accuracy first (fewer FLOPs break ties)."""
-    return sorted(filter(is_result, trials), key=lambda t: (-t.values[0], t.user_attrs.get("flops", 0)))
+    return sorted(filter(is_result, trials), key=lambda t: (-t.values[0], t.user_attrs.get(FLOPS, 0)))
 
 
 def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
@@ -67,7 +82,7 @@ def pareto_front(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     results = ranked(trials)
     front: list[FrozenTrial] = []
     for trial in results:  # sorted by accuracy: keep those cheaper than every better one
-        if all(trial.user_attrs["flops"] < kept.user_attrs["flops"] for kept in front):
+        if all(trial.user_attrs[FLOPS] < kept.user_attrs[FLOPS] for kept in front):
             front.append(trial)
     return front
 
@@ -86,13 +101,13 @@ def _network_position(path: str) -> tuple[Any, ...]:
 
 def versus_best(trials: Sequence[FrozenTrial]) -> dict[int, Paired]:
     """Each result that kept its per-image record, against the best one, on validation (paired)."""
-    results = [t for t in ranked(trials) if "correct_val" in t.user_attrs]
+    results = [t for t in ranked(trials) if CORRECT_VAL in t.user_attrs]
     if not results:
         return {}
-    best = unpack(results[0].user_attrs["correct_val"])
+    best = unpack(results[0].user_attrs[CORRECT_VAL])
     compared = {}
     for trial in results:
-        mine = unpack(trial.user_attrs["correct_val"])
+        mine = unpack(trial.user_attrs[CORRECT_VAL])
         if len(mine) == len(best):  # the same split; a study never mixes splits, but be safe
             compared[trial.number] = compare(mine, best)
     return compared
@@ -118,11 +133,11 @@ def row(trial: FrozenTrial, vs_best: str = "") -> dict[str, Any]:
         "trial": trial.number,
         "state": trial.state.name,
         "val_accuracy": val,
-        "test_accuracy": attrs.get("test_accuracy") if is_result(trial) else None,
+        "test_accuracy": attrs.get(TEST_ACCURACY) if is_result(trial) else None,
         "vs_best": vs_best,
-        "flops": attrs.get("flops"),
-        "params": attrs.get("params"),
-        "epochs": attrs.get("epochs_trained", 0) if trained and "duplicate_of" not in attrs else 0,
+        "flops": attrs.get(FLOPS),
+        "params": attrs.get(PARAMS),
+        "epochs": attrs.get(EPOCHS_TRAINED, 0) if trained and DUPLICATE_OF not in attrs else 0,
         "seconds": seconds_trained(trial),
         "note": note(trial),
     }
@@ -132,10 +147,10 @@ def seconds_trained(trial: FrozenTrial) -> float | None:
     """What the trial spent training: 0 for a repeat and a draw never trained, the time the trial ran
     for a pruned or failed one (which recorded none)."""
     attrs = trial.user_attrs
-    if "duplicate_of" in attrs or "invalid" in attrs or any(attrs.get(a) for a in NOT_TRAINED):
+    if DUPLICATE_OF in attrs or INVALID in attrs or any(attrs.get(a) for a in NOT_TRAINED):
         return 0.0
-    if "seconds" in attrs:
-        return float(attrs["seconds"])
+    if SECONDS in attrs:
+        return float(attrs[SECONDS])
     return trial.duration.total_seconds() if trial.duration else None
 
 
@@ -189,10 +204,10 @@ def summary(trials: Sequence[FrozenTrial]) -> str:
     return (
         f"{len(trials)} trials: {n(is_result)} trained to the end, "
         f"{n(lambda t: t.state == TrialState.PRUNED)} pruned, "
-        f"{n(lambda t: bool(t.user_attrs.get('over_budget')))} over budget (never trained), "
-        f"{n(lambda t: bool(t.user_attrs.get('under_floor')))} under the floor (never trained), "
-        f"{n(lambda t: 'invalid' in t.user_attrs)} invalid, "
-        f"{n(lambda t: 'duplicate_of' in t.user_attrs)} repeats, "
+        f"{n(lambda t: bool(t.user_attrs.get(OVER_BUDGET)))} over budget (never trained), "
+        f"{n(lambda t: bool(t.user_attrs.get(UNDER_FLOOR)))} under the floor (never trained), "
+        f"{n(lambda t: INVALID in t.user_attrs)} invalid, "
+        f"{n(lambda t: DUPLICATE_OF in t.user_attrs)} repeats, "
         f"{n(lambda t: t.state == TrialState.FAIL)} failed, "
         f"{n(lambda t: t.state == TrialState.RUNNING)} running; "
         f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all"
@@ -207,9 +222,9 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def export_best(trial: FrozenTrial, run_dir: Path) -> None:
     """`best.yaml` and `best/` (a copy of the trial's run directory), each replaced atomically."""
-    (run_dir / "best.yaml.tmp").write_text(trial.user_attrs["spec"])
+    (run_dir / "best.yaml.tmp").write_text(trial.user_attrs[SPEC])
     os.replace(run_dir / "best.yaml.tmp", run_dir / "best.yaml")
-    source = Path(trial.user_attrs.get("run_dir", ""))
+    source = Path(trial.user_attrs.get(RUN_DIR, ""))
     if not (source / "metrics.json").is_file():
         return  # trained by a worker on another machine: its weights live there
     staging = run_dir / "best.tmp"

@@ -28,7 +28,7 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 HEARTBEAT_SECONDS = 10
 GRACE_SECONDS = 60
 OPEN_ATTEMPTS = 5  # tries to open a storage that other processes are creating at the same moment
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
+THIS_WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.search.ceiling import SharedStudy, creation_lock
+from sandbox.search.record import WORKER
 from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
 from sandbox.search.sampler import TrialSeeded
 from sandbox.space.primitives import primitives, signature
@@ -349,7 +350,7 @@ def fail_dead_local_trials(study: SharedStudy) -> list[int]:
     storage = study._storage
     with creation_lock(study._rdb, study._study_id):  # the RDB storage under Optuna's cache: its URL names the lock
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker_host, _, pid = str(trial.user_attrs.get("worker", "")).rpartition(":")
+            worker_host, _, pid = str(trial.user_attrs.get(WORKER, "")).rpartition(":")
             if worker_host == host and pid.isdigit() and not _alive(int(pid)):
                 try:
                     storage.set_trial_user_attr(trial._trial_id, "error", f"worker {pid} died mid-trial")

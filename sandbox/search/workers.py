@@ -38,7 +38,8 @@ from sandbox.errors import SandboxError
 from sandbox.search.ceiling import CeilingReached, DrawsExhausted, counted, retried
 from sandbox.search.interrupt import acknowledge, children_ignore_sigint, stop_requests
 from sandbox.search.objective import Objective
-from sandbox.search.run import WORKER, SearchRun
+from sandbox.search.record import DEVICE_LOST, ERROR, WORKER
+from sandbox.search.run import THIS_WORKER, SearchRun
 from sandbox.search.storage import open_study, retry_callback, storage_errors
 from sandbox.spec.load import load_plugins
 from sandbox.train.device import set_cpu_threads, usable_cores
@@ -107,7 +108,7 @@ class StopOnLostDevice:
         self.lost = False
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        if trial.user_attrs.get("device_lost"):
+        if trial.user_attrs.get(DEVICE_LOST):
             self.lost = True
             retry_callback()(study, trial)
             study.stop()
@@ -154,8 +155,8 @@ def retry_interrupted(study: optuna.Study) -> None:
     for trial in trials:
         if (
             trial.state == TrialState.FAIL
-            and trial.user_attrs.get("worker") == WORKER
-            and "error" not in trial.user_attrs  # a failure the objective recorded is not an interruption
+            and trial.user_attrs.get(WORKER) == THIS_WORKER
+            and ERROR not in trial.user_attrs  # a failure the objective recorded is not an interruption
             and trial.number not in again
         ):
             retry_callback()(study, trial)

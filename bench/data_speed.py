@@ -39,7 +39,7 @@ LOAD = """
 import json, time
 from pathlib import Path
 import torch
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
 from sandbox.train.data import load
 torch.set_num_threads({threads})
 began = time.perf_counter()

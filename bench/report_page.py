@@ -45,8 +45,8 @@ from sandbox.search.record import (  # noqa: E402
 )
 from sandbox.search.report import record_settings, write_report  # noqa: E402
 from sandbox.search.storage import BUDGET_ATTR  # noqa: E402
-from sandbox.space.primitives import sample  # noqa: E402
 from sandbox.spec.load import read_yaml, validate  # noqa: E402
+from sandbox.spec.primitives import sample  # noqa: E402
 
 SPACE = ROOT / "bench" / "spaces" / "quickstart_wide.yaml"
 BUDGET = 16_000_000

@@ -25,7 +25,6 @@ from typing import Any
 import optuna
 
 from sandbox.model.flops import count
-from sandbox.search.config import search_config
 from sandbox.search.objective import Objective
 from sandbox.search.record import EPOCHS_TRAINED, OVER_BUDGET
 from sandbox.search.results import is_result, ranked
@@ -33,8 +32,9 @@ from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study
 from sandbox.search.workers import run_workers
 from sandbox.space.bounds import candidate_flops, random_suggest, space_flops
-from sandbox.space.primitives import sample
 from sandbox.spec.load import read_yaml
+from sandbox.spec.primitives import sample
+from sandbox.spec.search import search_config
 
 
 def make_run(space_path: Path, out: Path, **overrides: Any) -> SearchRun:

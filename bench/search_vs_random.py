@@ -174,7 +174,7 @@ def quick_space(space_path: Path, folder: Path) -> Path:
 
 def epochs_per_candidate(space: Path) -> int:
     from sandbox.spec.load import read_yaml
-    from sandbox.train.config import train_config
+    from sandbox.spec.recipe import train_config
 
     return train_config(read_yaml(space).get("train") or {}).epochs
 

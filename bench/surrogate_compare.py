@@ -24,6 +24,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from surrogate import FastCounts, Surrogate, TableError, check_counts, fit, read
 
 import sandbox.search.objective as objective_module
 from sandbox.search.ceiling import CeilingReached, SharedStudy
+from sandbox.search.config import make_sampler
 from sandbox.search.objective import Objective
 from sandbox.search.run import SearchRun
 from sandbox.search.sampler import TrialSeeded
@@ -91,7 +93,7 @@ def simulate(task: tuple[str, int, int]) -> tuple[str, int, list[tuple[float, fl
         run = strategy_run(name, seed, Path(tmp))
         storage = optuna.storages.InMemoryStorage()
         optuna.create_study(storage=storage, study_name=run.name, directions=run.config.directions)
-        sampler = TrialSeeded(run.config.make_sampler, run.config.seed)
+        sampler = TrialSeeded(partial(make_sampler, run.config), run.config.seed)
         study = SharedStudy(run.name, storage, sampler, optuna.pruners.NopPruner(), ceiling=trainings)
         training = SurrogateTraining(_state["surrogate"], _state["counter"], seed)
         with contextlib.suppress(CeilingReached):  # --trials trained, or the draws ran out
@@ -156,9 +158,9 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     check_counts(counter, records, args.space.resolve().parent)
     objective_module.count = counter  # draws are counted part by part (proved equal to `count` above)
     _state.update(surrogate=surrogate, counter=counter, space=args.space)
-    from sandbox.search.config import search_config
     from sandbox.spec.load import read_yaml
-    from sandbox.train.config import train_config
+    from sandbox.spec.recipe import train_config
+    from sandbox.spec.search import search_config
 
     space = read_yaml(args.space)
     per_candidate = search_config(space.get("search") or {}).epochs or train_config(space.get("train") or {}).epochs

@@ -45,10 +45,10 @@ def cpu_model() -> str:
 def draws(space_path: Path, n: int, seed: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """`n` distinct, valid, within-budget candidates as (Optuna params, concrete spec); the same for a seed."""
     from sandbox.model.flops import count
-    from sandbox.search.config import search_config
     from sandbox.space.bounds import random_suggest
-    from sandbox.space.primitives import Primitive, sample
     from sandbox.spec.load import read_yaml, validate
+    from sandbox.spec.primitives import Primitive, sample
+    from sandbox.spec.search import search_config
 
     space = read_yaml(space_path)
     budget = search_config(space.get("search") or {}).budget
@@ -133,8 +133,8 @@ def append(path: Path, record: dict[str, Any]) -> None:
 
 
 def work(args: argparse.Namespace) -> None:
-    from sandbox.search.config import search_config
     from sandbox.spec.load import read_yaml
+    from sandbox.spec.search import search_config
     from sandbox.train.device import set_cpu_threads
 
     set_cpu_threads(1)

@@ -42,7 +42,7 @@ IMPORT_FAILURES = (Exception, SystemExit)
 Factory = Callable[..., Any]
 RESERVED = {kind: ("type", "choice", "int", "float") for kind in KINDS} | {
     "branch": ("type", "choice", "int", "float", "trunk", "split")
-}  # see the module's docstring: `sandbox.spec.schema.SPLIT_KEYS`, `sandbox.space.primitives.PRIMITIVE_KEYS`
+}  # see the module's docstring: `sandbox.spec.schema.SPLIT_KEYS`, `sandbox.spec.primitives.PRIMITIVE_KEYS`
 
 
 @dataclass(frozen=True)

@@ -214,7 +214,7 @@ def test_resume_from_any_checkpoint_is_refused_and_touches_nothing(workdir: Path
 )
 def test_any_dataset_file_loads_or_is_one_error_line(tmp_path_factory, kind: str, data: bytes, keep: int) -> None:
     from sandbox.errors import SandboxError
-    from sandbox.train.config import DataConfig
+    from sandbox.spec.recipe import DataConfig
     from sandbox.train.data import load
     from tests.cifar import write_cifar
     from tests.idx import write_fashion_mnist

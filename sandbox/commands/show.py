@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace, raw: dict[str, Any]) -> int:
     """The space's dimensions and FLOP range, or the network's table."""
     from sandbox.model.flops import FLOPS_CONVENTION, count, format_table
-    from sandbox.search.config import search_config
     from sandbox.space.bounds import space_flops
-    from sandbox.space.primitives import primitives
     from sandbox.spec.load import validate
+    from sandbox.spec.primitives import primitives
+    from sandbox.spec.search import search_config
 
     dimensions = primitives(raw)
     if dimensions:

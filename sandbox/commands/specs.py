@@ -40,8 +40,8 @@ def _row(path: Path) -> str:
     """Kind, parameters and FLOPs of one spec; a space's FLOPs are its smallest to largest candidate."""
     from sandbox.model.flops import count, readable
     from sandbox.space.bounds import largest_flops, smallest_flops
-    from sandbox.space.primitives import primitives
     from sandbox.spec.load import read_yaml, validate
+    from sandbox.spec.primitives import primitives
 
     raw = read_yaml(path)
     if primitives(raw):

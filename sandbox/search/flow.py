@@ -21,9 +21,9 @@ from optuna.trial import FrozenTrial
 
 from sandbox.errors import SandboxError, SpecError, did_you_mean
 from sandbox.runs import METRICS_FILE, Run, file_name, read_metrics
-from sandbox.search.config import search_config
 from sandbox.search.run import SearchRun
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
+from sandbox.spec.search import search_config
 
 Say = Callable[[str], None]
 
@@ -43,8 +43,8 @@ class SearchResult:
 def check_sections(space: Mapping[str, Any], data_dir: Path | None) -> DataConfig:
     """Fail before any training on a bad `train:` or `data:` value, which every candidate shares
     (checked as the cheapest candidate carries them); the `data:` section as that candidate reads it."""
-    from sandbox.space.primitives import lowest, sample
-    from sandbox.train.config import data_config, train_config
+    from sandbox.spec.primitives import lowest, sample
+    from sandbox.spec.recipe import data_config, train_config
 
     concrete = sample({key: space[key] for key in ("train", "data") if key in space}, lowest)
     train_config(concrete.get("train") or {})
@@ -89,9 +89,9 @@ def prepare(spec: str | Path | Mapping[str, Any], settings: SearchSettings = Sea
     nothing can meet."""
     from sandbox.search.reference import reference_path
     from sandbox.space.bounds import largest_flops, no_valid_candidate, smallest_flops
-    from sandbox.space.primitives import primitives
     from sandbox.spec.load import load_plugins, read_yaml
     from sandbox.spec.overrides import apply_overrides, as_settings
+    from sandbox.spec.primitives import primitives
     from sandbox.spec.shipped import resolve_spec
     from sandbox.train.data import fetch
     from sandbox.train.device import resolve_device, set_cpu_threads

@@ -54,8 +54,8 @@ from sandbox.search.record import (
 )
 from sandbox.search.results import is_result
 from sandbox.search.run import THIS_WORKER, SearchRun
-from sandbox.space.primitives import Primitive, sample
 from sandbox.spec.load import validate
+from sandbox.spec.primitives import Primitive, sample
 from sandbox.train.device import is_device_lost
 
 # libyaml's emitter where PyYAML was built with it: every draw's spec is stored, and the pure-Python

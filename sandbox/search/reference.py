@@ -31,9 +31,9 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.paired import Paired, compare, unpack
 from sandbox.runs import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
 from sandbox.search.record import EPOCHS_TRAINED, FLOPS, SEED, SPEC, TEST_ACCURACY, correct
-from sandbox.space.primitives import primitives
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
-from sandbox.train.config import TrainConfig
+from sandbox.spec.primitives import primitives
+from sandbox.spec.recipe import TrainConfig
 from sandbox.train.loop import train_run
 
 COMPARE_DIR = "compare"

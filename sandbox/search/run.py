@@ -18,9 +18,9 @@ from typing import Any
 from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError
-from sandbox.search.config import SearchConfig
-from sandbox.space.primitives import NOT_SEARCHED
-from sandbox.train.config import TrainConfig
+from sandbox.spec.primitives import NOT_SEARCHED
+from sandbox.spec.recipe import TrainConfig
+from sandbox.spec.search import SearchConfig
 
 LAYOUT = 2  # what a study and its run directory hold; 1 (no layout stored) kept no recipe, so it is refused
 RESULTS = ("trials", "best", "best.yaml", "leaderboard.csv", "report.html")  # what a search leaves in its run directory

@@ -26,6 +26,7 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,11 @@ from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.search.ceiling import SharedStudy, creation_lock
+from sandbox.search.config import make_pruner, make_sampler
 from sandbox.search.record import WORKER
 from sandbox.search.run import GRACE_SECONDS, HEARTBEAT_SECONDS, LAYOUT, OPEN_ATTEMPTS, RESULTS, SearchRun
 from sandbox.search.sampler import TrialSeeded
-from sandbox.space.primitives import primitives, signature
+from sandbox.spec.primitives import primitives, signature
 
 STUDY_ATTR = "search"  # the study's user attribute holding `expected_attrs`
 BUDGET_ATTR = "budget_flops"  # the run's FLOP budget, for the report and the dashboard
@@ -183,8 +185,8 @@ def open_study(run: SearchRun, ceiling: int | None = None) -> SharedStudy:
         _refuse_overwriting(run, f"the storage {_safe(run.storage_url)} holds no study {run.name!r}{stored}")
     optuna.create_study(study_name=run.name, storage=storage, directions=run.config.directions, load_if_exists=True)
     config = run.config
-    sampler = TrialSeeded(config.make_sampler, config.seed)
-    study = SharedStudy(run.name, storage, sampler, config.make_pruner(), ceiling)
+    sampler = TrialSeeded(partial(make_sampler, config), config.seed)
+    study = SharedStudy(run.name, storage, sampler, make_pruner(config), ceiling)
     expected = expected_attrs(run)
     if not study.user_attrs and not study.get_trials(deepcopy=False):
         study.set_user_attr(STUDY_ATTR, expected)  # a new study; of processes creating it at once, one writes

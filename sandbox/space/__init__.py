@@ -1,1 +1,1 @@
-"""Search spaces: a spec whose values may be search primitives, sampled into concrete specs, and its FLOP bounds."""
+"""FLOP bounds of a search space (its primitives are spec syntax: `sandbox.spec.primitives`)."""

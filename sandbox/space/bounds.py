@@ -18,8 +18,8 @@ from optuna.distributions import CategoricalDistribution
 
 from sandbox.errors import SpecError
 from sandbox.model.flops import count
-from sandbox.space.primitives import Primitive, lowest, sample
 from sandbox.spec.load import validate
+from sandbox.spec.primitives import Primitive, lowest, sample
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import yaml
 
 from sandbox.errors import PluginError, SpecError, did_you_mean
 from sandbox.registry import REGISTRY, Param
-from sandbox.search.config import search_config
 from sandbox.spec.checks import (
     check_keys,
     check_type,
@@ -28,6 +27,7 @@ from sandbox.spec.checks import (
     probability,
     typed,
 )
+from sandbox.spec.recipe import data_config, train_config
 from sandbox.spec.schema import (
     FASHION_MNIST_MEAN,
     FASHION_MNIST_STD,
@@ -48,8 +48,8 @@ from sandbox.spec.schema import (
     SplitSpec,
     StageSpec,
 )
+from sandbox.spec.search import search_config
 from sandbox.spec.shipped import resolve_spec, shipped_name, unknown_spec_hint
-from sandbox.train.config import data_config, train_config
 
 MAX_YAML_BYTES = 16 * 2**20  # spec files are a few kB; bigger is a mistake, refused before reading
 MAX_YAML_DEPTH = 64  # nesting levels; specs need about 12
@@ -181,7 +181,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, plugin_files: Sequence[
 def refuse_space(raw: Mapping[str, Any], source: Path | None) -> None:
     """A search space where one network is needed (`build`, `train`) is an error that says so and
     what to do, not a type error at its first primitive ("stem.out: expected an int, got a mapping")."""
-    from sandbox.space.primitives import primitives  # imports Optuna: only where a spec is loaded whole
+    from sandbox.spec.primitives import primitives  # imports Optuna: only where a spec is loaded whole
 
     found = primitives(raw)
     if found:

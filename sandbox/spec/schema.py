@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sandbox.registry import Plugin
-from sandbox.search.config import SearchConfig
-from sandbox.train.config import DataConfig, TrainConfig
+from sandbox.spec.recipe import DataConfig, TrainConfig
+from sandbox.spec.search import SearchConfig
 
 FASHION_MNIST_MEAN = (0.2860,)
 FASHION_MNIST_STD = (0.3530,)

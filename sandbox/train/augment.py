@@ -32,7 +32,7 @@ from torchvision.ops import roi_align
 from torchvision.transforms import v2
 
 from sandbox.errors import SpecError
-from sandbox.train.config import Augment, ResizedCrop
+from sandbox.spec.recipe import Augment, ResizedCrop
 from sandbox.train.data import augment as pad_crop_flip
 
 TRIES = 10  # torchvision's RandomResizedCrop tries this many boxes before it falls back to a centre crop

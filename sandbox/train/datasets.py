@@ -25,9 +25,9 @@ from torch import Tensor
 from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataset
 
 from sandbox.errors import SandboxError, describe
+from sandbox.spec.recipe import FULL, SAMPLE
 from sandbox.spec.schema import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from sandbox.train import cifar
-from sandbox.train.config import FULL, SAMPLE
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
 RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, SpecError, describe
 from sandbox.model import weights as key_maps
-from sandbox.train.config import Init
+from sandbox.spec.recipe import Init
 
 SHOWN = 6  # names listed per kind of leftover; the rest are counted
 

@@ -60,10 +60,10 @@ from sandbox.model.flops import FLOPS_CONVENTION, count
 from sandbox.paired import pack
 from sandbox.runs import concrete_raw, prepare, write_metrics, write_spec, write_weights
 from sandbox.spec.load import Spec
+from sandbox.spec.recipe import TrainConfig
 from sandbox.spec.schema import TOP_LEVEL_KEYS
 from sandbox.train.augment import Augmenter, mixer
 from sandbox.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from sandbox.train.config import TrainConfig
 from sandbox.train.data import Data, Split, load_for, to_float
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.finetune import check_freeze, freeze, load_init, read_weights, unfreeze

@@ -16,12 +16,12 @@ from optuna.trial import TrialState
 
 from sandbox.export import export
 from sandbox.model.flops import count
-from sandbox.search.config import search_config
 from sandbox.search.objective import Objective
 from sandbox.search.storage import open_study
 from sandbox.space.bounds import random_suggest
-from sandbox.space.primitives import Primitive, lowest, primitives, sample
 from sandbox.spec.load import read_yaml, validate
+from sandbox.spec.primitives import Primitive, lowest, primitives, sample
+from sandbox.spec.search import search_config
 from tests.export.test_export import expected_outputs, run_standalone
 from tests.paths import SEARCH_SPACES
 from tests.run_dirs import make_run_dir

@@ -7,10 +7,10 @@ from __future__ import annotations
 import random
 
 from sandbox.model.flops import count
-from sandbox.search.config import search_config
 from sandbox.space.bounds import random_suggest
-from sandbox.space.primitives import primitives, sample
 from sandbox.spec.load import read_yaml, validate
+from sandbox.spec.primitives import primitives, sample
+from sandbox.spec.search import search_config
 from tests.paths import REPO, SEARCH_SPACES
 
 WIDE = REPO / "bench" / "spaces" / "quickstart_wide.yaml"

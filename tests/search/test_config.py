@@ -8,7 +8,8 @@ import optuna
 import pytest
 
 from sandbox.errors import SpecError
-from sandbox.search.config import SearchConfig, parse_flops, search_config
+from sandbox.search.config import make_pruner, make_sampler
+from sandbox.spec.search import SearchConfig, parse_flops, search_config
 
 
 @pytest.mark.parametrize(
@@ -80,14 +81,14 @@ def test_bad_command_line_values_name_their_flag(flag, value) -> None:
     ],
 )
 def test_samplers(name, cls) -> None:
-    assert isinstance(search_config({"sampler": name}).make_sampler(), cls)
+    assert isinstance(make_sampler(search_config({"sampler": name})), cls)
 
 
 def test_pruning_is_off_for_two_objectives() -> None:
     config = search_config({"objective": ["accuracy", "flops"], "pruner": "median"})
     assert config.directions == ["maximize", "minimize"]
-    assert isinstance(config.make_pruner(), optuna.pruners.NopPruner)
-    assert isinstance(search_config({"pruner": "hyperband"}).make_pruner(), optuna.pruners.HyperbandPruner)
+    assert isinstance(make_pruner(config), optuna.pruners.NopPruner)
+    assert isinstance(make_pruner(search_config({"pruner": "hyperband"})), optuna.pruners.HyperbandPruner)
 
 
 def test_cli_flags_override_the_spec() -> None:
@@ -99,7 +100,7 @@ def test_asha_stops_a_trial_outside_the_best_third_at_its_first_rung() -> None:
     """Successive halving compares a trial with every trial that reached the same rung, pruned or not."""
     config = search_config({"pruner": "asha", "first_rung": 2, "reduction_factor": 3})
     assert config.rungs(16) == [2, 6]
-    study = optuna.create_study(direction="maximize", pruner=config.make_pruner())
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(config))
     verdicts = []
     for score in (0.9, 0.5, 0.8, 0.7, 0.95, 0.6):
         trial = study.ask()
@@ -123,7 +124,7 @@ def test_rungs_follow_the_reduction_factor_and_stop_before_the_last_epoch() -> N
 
 
 def test_tpe_models_the_conditional_space_jointly() -> None:
-    sampler = search_config({"startup_trials": 7}).make_sampler()
+    sampler = make_sampler(search_config({"startup_trials": 7}))
     assert (sampler._n_startup_trials, sampler._multivariate, sampler._group) == (7, True, True)
 
 

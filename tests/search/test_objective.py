@@ -11,11 +11,11 @@ import pytest
 from optuna.trial import TrialState
 
 import sandbox.search.objective
-from sandbox.search.config import search_config
 from sandbox.search.objective import Objective
 from sandbox.search.results import ranked
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import open_study
+from sandbox.spec.search import search_config
 from tests.search.spaces import tiny_space
 
 PARAMS = {"stem.out": 8, "stages[0].modules[0].branches[0].out": 4, "stages[0].modules[0].branches[1].type": "conv3x3"}

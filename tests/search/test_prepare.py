@@ -9,7 +9,7 @@ import pytest
 
 import sandbox.train.data
 from sandbox.search.flow import SearchSettings, prepare
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
 from tests.search.spaces import tiny_space
 
 

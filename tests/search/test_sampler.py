@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 import pytest
 
+from sandbox.search.config import make_sampler
 from sandbox.search.objective import Objective
 from sandbox.search.storage import open_study
 from tests.search.test_objective import make_run, stand_in
@@ -38,7 +39,7 @@ def test_processes_joining_one_study_draw_different_candidates(tmp_path: Path) -
 
 def test_a_fresh_study_draws_what_the_plain_seed_draws(tmp_path: Path) -> None:
     run = make_run(tmp_path, sampler="random", seed=5)
-    plain = optuna.create_study(sampler=run.config.make_sampler(5), directions=run.config.directions)
+    plain = optuna.create_study(sampler=make_sampler(run.config, 5), directions=run.config.directions)
     plain.optimize(Objective(run, "cpu", train=stand_in([])), n_trials=1)
     assert candidates(open_study(run), run, 1) == [plain.trials[0].params]
 

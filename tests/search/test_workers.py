@@ -9,8 +9,8 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 import sandbox.search.workers as workers
-from sandbox.search.config import search_config
 from sandbox.search.workers import WORKER_MEMORY, available_memory, cap_workers, plan_workers
+from sandbox.spec.search import search_config
 from tests.search.test_objective import make_run
 
 GIB = 2**30

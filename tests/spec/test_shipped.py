@@ -11,10 +11,10 @@ import pytest
 
 import sandbox
 from sandbox.errors import SpecError
-from sandbox.search.config import search_config
 from sandbox.search.reference import reference_path
 from sandbox.spec import shipped
 from sandbox.spec.load import read_yaml
+from sandbox.spec.search import search_config
 from sandbox.spec.shipped import list_specs, resolve_spec
 from tests.paths import REPO, SEARCH_SPACES
 

@@ -10,8 +10,8 @@ import torch
 
 import sandbox.train.augment
 from sandbox.errors import SpecError
+from sandbox.spec.recipe import Augment, RandAugment, ResizedCrop, train_config
 from sandbox.train.augment import Augmenter, crop_boxes, mixer, resized_crop
-from sandbox.train.config import Augment, RandAugment, ResizedCrop, train_config
 from sandbox.train.data import augment as pad_crop_flip
 
 

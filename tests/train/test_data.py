@@ -12,7 +12,7 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.train.config import SAMPLE, DataConfig, data_config
+from sandbox.spec.recipe import SAMPLE, DataConfig, data_config
 from sandbox.train.data import (
     augment,
     find_full,

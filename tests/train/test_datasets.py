@@ -14,7 +14,7 @@ from torchvision.datasets import CIFAR10, MNIST
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.spec.load import load_spec
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
 from sandbox.train.data import fetch, load, load_for
 from tests.cifar import write_cifar
 from tests.idx import write_fashion_mnist

@@ -17,7 +17,7 @@ from sandbox.errors import SpecError
 from sandbox.model.builder import build
 from sandbox.model.weights import state_misfit
 from sandbox.runs import write_weights
-from sandbox.train.config import Init, train_config
+from sandbox.spec.recipe import Init, train_config
 from sandbox.train.finetune import check_freeze, freeze, load_init, unfreeze
 from tests.paths import SEARCH_SPACES
 

@@ -16,7 +16,7 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.export.images import load_image
 from sandbox.export.source import resolve
 from sandbox.spec.load import load_spec
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
 from sandbox.train.data import fetch, load
 from sandbox.train.imagefolder import read_folder
 from sandbox.train.loop import train_run

@@ -24,7 +24,7 @@ from sandbox.errors import SandboxError, SpecError
 from sandbox.model.flops import count
 from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
 from sandbox.spec.load import load_spec
-from sandbox.train.config import Augment, DataConfig, TrainConfig, train_config
+from sandbox.spec.recipe import Augment, DataConfig, TrainConfig, train_config
 from sandbox.train.device import resolve_device, uses_bf16
 from sandbox.train.history import HISTORY_FILE
 from sandbox.train.loop import TrainingError, accuracy, train_run

@@ -270,7 +270,7 @@ def test_a_killed_process_resumes_to_the_uninterrupted_result(synthetic: Path, t
 def test_the_recipe_keys_are_searchable_like_any_other() -> None:
     from optuna.distributions import CategoricalDistribution
 
-    from sandbox.space.primitives import Primitive, lowest, primitives, sample
+    from sandbox.spec.primitives import Primitive, lowest, primitives, sample
 
     def highest(primitive: Primitive) -> Any:
         dist = primitive.distribution

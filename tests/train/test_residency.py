@@ -14,7 +14,7 @@ import sandbox.train.data
 import sandbox.train.memory
 from sandbox.errors import SandboxError
 from sandbox.spec.load import load_spec
-from sandbox.train.config import DataConfig
+from sandbox.spec.recipe import DataConfig
 from sandbox.train.data import Split, load, residency
 from sandbox.train.loop import predict, train_run
 from sandbox.train.memory import require_host

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from sandbox.model.flops import count
-from sandbox.space.primitives import lowest, sample
 from sandbox.spec.load import load_spec, read_yaml
+from sandbox.spec.primitives import lowest, sample
 from sandbox.train.loop import train_run
 from tests.cifar import write_cifar
 from tests.idx import write_fashion_mnist

@@ -12,8 +12,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from sandbox.errors import SpecError
 from sandbox.model.flops import count
 from sandbox.space.bounds import smallest_flops, space_flops
-from sandbox.space.primitives import Primitive, lowest, parse_primitive, primitives, sample, signature
 from sandbox.spec.load import validate
+from sandbox.spec.primitives import Primitive, lowest, parse_primitive, primitives, sample, signature
 
 
 def space(small_spec) -> dict[str, Any]:

@@ -148,18 +148,16 @@ def evaluate(
     import torch
 
     from sandbox.errors import SandboxError
-    from sandbox.runs import load_run, read_metrics, run_directory
+    from sandbox.runs import open_run
     from sandbox.train.data import load_for, names_text
     from sandbox.train.device import resolve_device, set_cpu_threads
     from sandbox.train.loop import predict
 
     resolved = resolve_device(device)
     set_cpu_threads(threads)
-    given = run.path if isinstance(run, Run) else Path(run)
-    run_dir = run_directory(given) if given.is_dir() else given  # a search's: its best
-    spec, model = load_run(run_dir, device=resolved, plugin_files=plugins)
+    opened = open_run(run.path if isinstance(run, Run) else run, device=resolved, plugin_files=plugins)
+    spec, model, metrics, run_dir = opened.spec, opened.model, opened.metrics, opened.path
     data = load_for(spec, resolved, Path(data_dir) if data_dir is not None else None)
-    metrics = read_metrics(run_dir)
     recorded_data = metrics.get("dataset")
     trained_on = recorded_data.get("class_names") if isinstance(recorded_data, dict) else None
     if isinstance(trained_on, list) and trained_on != list(data.classes):

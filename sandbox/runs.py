@@ -1,8 +1,8 @@
 """A run directory: `spec.yaml`, `model.safetensors`, then `metrics.json`, the mark of a finished run.
 
 The one home of runs, below train, search and export (each reads or writes them): the files'
-names, their atomic writes, the one rule for what a directory stands for (`run_directory`), and
-`Run`, what the Python API hands back.
+names, their atomic writes, the one rule for what a directory stands for (`run_directory`),
+`open_run` (the one way a finished run is read back) and `Run`, what the Python API hands back.
 
 Every file is written to a temporary name and renamed into place, and `metrics.json` comes last
 (a stale one is removed when spec.yaml is written, the run's first file), so an interrupted or
@@ -24,13 +24,12 @@ from typing import Any
 
 import torch
 import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import nn
 
 from sandbox.errors import SandboxError, describe
-from sandbox.model.builder import build
-from sandbox.model.weights import state_misfit
+from sandbox.model.builder import InceptionNet, build
+from sandbox.model.weights import load_weights
 from sandbox.spec.checks import kind_of
 from sandbox.spec.load import Spec, load_spec
 
@@ -156,20 +155,35 @@ def run_directory(source: Path) -> Path:
     return run
 
 
-def load_run(
-    run_dir: str | Path, *, device: str | torch.device = "cpu", plugin_files: Sequence[str | Path] = ()
-) -> tuple[Spec, nn.Module]:
-    """The spec and the trained network (in eval mode) of a finished run directory."""
-    run_dir = Path(run_dir)
-    read_metrics(run_dir)
+@dataclass(frozen=True)
+class OpenedRun:
+    """A finished run read back: its directory, spec, trained network (eval mode) and metrics."""
+
+    path: Path  # the run directory itself (a search's `best/`)
+    spec: Spec
+    model: InceptionNet
+    metrics: dict[str, Any]
+    weights: Path  # the weights loaded: the run's own, or the file given instead
+
+
+def open_run(
+    source: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    weights: str | Path | None = None,
+    plugin_files: Sequence[str | Path] = (),
+) -> OpenedRun:
+    """The finished run a directory stands for (a search's: its best trial) with its network built
+    from its spec.yaml and its weights (or `weights`) loaded: the one rule `evaluate`, `predict` and
+    `export` share."""
+    run_dir = run_directory(Path(source))
+    metrics = read_metrics(run_dir)  # no metrics: the run did not finish
+    weights_path = Path(weights) if weights is not None else run_dir / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise SandboxError(f"{weights_path} not found: the run has no trained weights")
     spec = load_spec(run_dir / SPEC_FILE, plugin_files=plugin_files)
     model = build(spec, device=device)
-    try:
-        state = load_file(str(run_dir / WEIGHTS_FILE), device=str(device))
-    except (OSError, RuntimeError, SafetensorError) as err:  # RuntimeError: a device it cannot be put on
-        raise SandboxError(f"cannot load the weights of {run_dir}: {describe(err)}") from err
-    misfit = state_misfit(state, model)
-    if misfit is not None:  # the network its spec.yaml builds now is not the one trained: a plugin changed?
-        raise SandboxError(f"the weights of {run_dir} do not fit the network its {SPEC_FILE} builds: {misfit}")
-    model.load_state_dict(state)
-    return spec, model.eval()
+    # its own weights not fitting the network its spec.yaml builds now: a plugin changed?
+    own = f"the weights of {run_dir} do not fit the network its {SPEC_FILE} builds"
+    load_weights(model, weights_path, device=device, unfit=own if weights is None else None)
+    return OpenedRun(run_dir, spec, model.eval(), metrics, weights_path)

@@ -1,6 +1,6 @@
 """`sandbox predict RUN_DIR IMAGE...`: top-3 classes of image files, with probabilities.
 
-How an image becomes the network's input, whatever its size or colour (`sandbox.export.images`):
+How an image becomes the network's input, whatever its size or colour (`sandbox.train.images`):
   1. transparency is flattened onto white; the image becomes grayscale for a 1-channel network
      (luminance), RGB for a 3-channel one;
   2. it is padded to a square with its border colour (so it is not stretched), then resized to the
@@ -17,7 +17,7 @@ are known without its files (the MNIST family), else "class N".
 
 An image that cannot be read is one line naming it, and the others are still classified (exit 1).
 So is one whose conversion would take more than 2 GiB, told from its header before it is decoded
-(`sandbox.export.images.MAX_IMAGE_BYTES`: a 100000x1 strip padded to a square would take 10 GB), and
+(`sandbox.train.images.MAX_IMAGE_BYTES`: a 100000x1 strip padded to a square would take 10 GB), and
 one over Pillow's decompression-bomb limit of about 89 million pixels.
 """
 
@@ -53,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sandbox.export.images import load_image
     from sandbox.export.source import resolve
+    from sandbox.train.images import load_image
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
     if exportable.weights_origin is None:

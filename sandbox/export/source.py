@@ -13,13 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from sandbox.errors import SandboxError
 from sandbox.model.builder import InceptionNet, build
-from sandbox.model.weights import state_misfit
-from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, read_metrics, run_directory
+from sandbox.model.weights import load_weights
+from sandbox.runs import METRICS_FILE, open_run
 from sandbox.spec.load import Spec, load_spec
 from sandbox.train.datasets import known_class_names
 
@@ -45,45 +44,21 @@ def resolve(
 ) -> Exportable:
     """The network a run directory or spec file describes, with the weights it names or `weights`."""
     source = Path(source)
-    weights_path: Path | None  # None: a spec file and no `weights`
     if source.is_dir():
-        run = run_directory(source)
-        origin = f"best trial of search run {source}" if run != source else f"train run {source}"
-        spec_path, metrics = run / SPEC_FILE, read_metrics(run)  # no metrics: the run did not finish
-        weights_path = Path(weights) if weights is not None else run / WEIGHTS_FILE
-        if not weights_path.is_file():
-            raise SandboxError(f"{weights_path} not found: the run has no trained weights")
-    elif source.is_file():
-        spec_path, metrics, origin = source, None, f"spec {source}"
-        weights_path = Path(weights) if weights is not None else None
-    else:
+        run = open_run(source, weights=weights, plugin_files=plugin_files)
+        origin = f"best trial of search run {source}" if run.path != source else f"train run {source}"
+        classes = class_names(run.spec, run.metrics)
+        accuracy = _accuracy(run.metrics, run.path)
+        return Exportable(run.spec, run.model, run.weights, origin, accuracy, classes)
+    if not source.is_file():
         raise SandboxError(f"{source} does not exist (expected a run directory or a spec file)")
-    spec = load_spec(spec_path, plugin_files=plugin_files)
+    spec = load_spec(source, plugin_files=plugin_files)
     model = build(spec)
-    if weights_path is not None:
-        load_weights(model, weights_path)
+    if weights is not None:
+        load_weights(model, Path(weights))
     model.eval()
-    classes = class_names(spec, metrics)
-    return Exportable(spec, model, weights_path, origin, _accuracy(metrics, spec_path.parent), classes)
-
-
-def load_weights(model: InceptionNet, path: Path) -> None:
-    """Load a state dict (.safetensors, or a torch.save'd .pt); aux heads may be absent, nothing else."""
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state: Any = load_file(path)
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise SandboxError(f"cannot read weights {path}: {type(err).__name__}: {str(err).splitlines()[0]}") from err
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise SandboxError(f"{path} holds no state dict (a mapping of names to tensors)")
-    misfit = state_misfit(state, model, optional="aux.")
-    if misfit is not None:
-        raise SandboxError(f"{path} does not fit the spec's network: {misfit}")
-    model.load_state_dict(state, strict=False)  # aux heads may be absent: they are not exported
+    weights_path = Path(weights) if weights is not None else None
+    return Exportable(spec, model, weights_path, f"spec {source}", _accuracy(None, source.parent), class_names(spec))
 
 
 def class_names(spec: Spec, metrics: Mapping[str, Any] | None = None) -> tuple[str, ...] | None:

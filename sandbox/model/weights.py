@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, describe
@@ -227,17 +229,36 @@ def state_misfit(state: Mapping[str, Tensor], model: nn.Module, *, optional: str
     return "; ".join(problems) or None
 
 
-def read_state_dict(weights: str | Path | Mapping[str, Tensor], library: str) -> Mapping[str, Tensor]:
-    """A state dict given as a mapping or a file torch.save'd; anything else is a one-line SandboxError."""
-    if isinstance(weights, Mapping):
-        return weights
+def read_weights(path: str | Path, *, device: str | torch.device = "cpu", what: str = "weights") -> dict[str, Tensor]:
+    """The state dict a weights file holds, the one reader of them all (runs, `--weights`, `train.init`,
+    the references'): safetensors by its suffix, anything else as torch.save wrote it (tensors only,
+    `weights_only`), a sandbox checkpoint as its `model`. Anything unreadable is one line naming the file."""
+    path = Path(path)
     try:
-        state: Any = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, pickle.UnpicklingError) as err:
-        raise SandboxError(f"cannot read {library} weights {weights}: {describe(err)}") from err
+        if path.suffix == ".safetensors":
+            state: Any = load_file(str(path), device=str(device))
+        else:
+            state = torch.load(path, map_location=device, weights_only=True)
+    except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError) as err:  # RuntimeError: a bad device too
+        raise SandboxError(f"cannot read {what} {path}: {describe(err)}") from err
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        state = state["model"]  # a sandbox checkpoint
     if not isinstance(state, Mapping):
-        raise SandboxError(f"{library} weights: expected a state dict, got {type(state).__name__}")
-    return state
+        raise SandboxError(f"{what} {path}: expected a state dict, got {type(state).__name__}")
+    if not all(isinstance(value, Tensor) for value in state.values()):
+        raise SandboxError(f"{what} {path} holds no state dict (a mapping of names to tensors)")
+    return dict(state)
+
+
+def load_weights(model: nn.Module, path: Path, *, device: str | torch.device = "cpu", unfit: str | None = None) -> None:
+    """Load a weights file into `model`; aux heads may be absent (exports leave them out), nothing else.
+    `unfit` begins the error when the tensors do not fit (default: the file does not fit the spec's network)."""
+    state = read_weights(path, device=device)
+    misfit = state_misfit(state, model, optional="aux.")
+    if misfit is not None:
+        begins = unfit or f"{path} does not fit the spec's network"
+        raise SandboxError(f"{begins}: {misfit}")
+    model.load_state_dict(state, strict=False)
 
 
 def load_reference_weights(model: nn.Module, weights: str | Path | Mapping[str, Tensor], library: str) -> None:
@@ -246,7 +267,7 @@ def load_reference_weights(model: nn.Module, weights: str | Path | Mapping[str, 
     Auxiliary-classifier weights are skipped when the model has no aux heads, as torchvision does
     when it is built with `aux_logits=False`.
     """
-    state = read_state_dict(weights, library)
+    state = weights if isinstance(weights, Mapping) else read_weights(weights, what=f"{library} weights")
     rename = key_map(library, model, state)
     try:
         mapped = {rename(key): value for key, value in state.items()}

@@ -14,20 +14,16 @@ builds, frozen or not.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 from timm.utils import freeze as timm_freeze
 from timm.utils import unfreeze as timm_unfreeze
 from torch import Tensor, nn
 
-from sandbox.errors import SandboxError, SpecError, describe
+from sandbox.errors import SandboxError, SpecError
 from sandbox.model import weights as key_maps
 from sandbox.spec.recipe import Init
 
@@ -83,7 +79,7 @@ class InitReport:
         }
 
 
-def read_weights(init: Init) -> dict[str, Tensor]:
+def read_init(init: Init) -> dict[str, Tensor]:
     """The state dict `init.weights` holds: a safetensors or torch file, a run directory's weights,
     or a sandbox checkpoint's model."""
     from sandbox.runs import WEIGHTS_FILE  # runs builds networks: imported late to keep this light
@@ -94,18 +90,9 @@ def read_weights(init: Init) -> dict[str, Tensor]:
     if not path.is_file():
         raise SpecError("train.init.weights", f"no such file: {path}")
     try:
-        state = (
-            load_file(str(path))
-            if path.suffix == ".safetensors"
-            else torch.load(path, map_location="cpu", weights_only=True)
-        )
-    except (OSError, RuntimeError, pickle.UnpicklingError, SafetensorError) as err:
-        raise SpecError("train.init.weights", f"cannot read {path}: {describe(err)}") from err
-    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        state = state["model"]  # a sandbox checkpoint
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise SpecError("train.init.weights", f"{path} holds no state dict of tensors")
-    return dict(state)
+        return key_maps.read_weights(path)
+    except SandboxError as err:
+        raise SpecError("train.init.weights", str(err)) from err
 
 
 def load_matching(model: nn.Module, state: Mapping[str, Tensor], rename: Callable[[str], str]) -> dict[str, Any]:
@@ -135,7 +122,7 @@ def load_matching(model: nn.Module, state: Mapping[str, Tensor], rename: Callabl
 
 def load_init(model: nn.Module, init: Init, state: Mapping[str, Tensor] | None = None) -> InitReport:
     """Start `model` from `init.weights` (`state`, when read already) where they fit; an error if nothing fits."""
-    state = read_weights(init) if state is None else state
+    state = read_init(init) if state is None else state
     result = load_matching(model, state, _rename(init.source, model, state))
     if not result["loaded"]:
         raise SpecError(

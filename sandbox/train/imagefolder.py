@@ -6,7 +6,7 @@ Layouts (torchvision's `ImageFolder` conventions, and its file discovery):
 The classes are train's folder names, sorted. A val/ or test/ folder may lack some classes, but
 may not add any.
 
-Each image is converted exactly as `predict` converts an image file (`sandbox.export.images`), so
+Each image is converted exactly as `predict` converts an image file (`sandbox.train.images`), so
 a network sees at training what it will be shown: read by PIL (ImageFolder's own loader; every
 extension ImageFolder lists; torchvision 0.29 deprecates its `torchvision.io` decoders), turned by
 its EXIF orientation, 16-bit scaled by its range, transparency flattened onto white, converted to
@@ -43,6 +43,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, has_file_a
 
 from sandbox.errors import SandboxError, describe
 from sandbox.train.datasets import cache_dir
+from sandbox.train.images import load_image
 from sandbox.train.memory import require_host, size_text
 
 SPLITS = ("train", "val", "test")
@@ -250,8 +251,6 @@ def _decode_all(layout: Layout, channels: int, size: int) -> Folder:
 def _decode(file: str, channels: int, size: int) -> tuple[Tensor, int, bool, bool] | str:
     """One image at channels x size x size as `predict` converts it, the channels it had (alpha not
     counted), whether it was resized and whether padded; or why it cannot be read."""
-    from sandbox.export.images import load_image  # here: sandbox.export imports the trainer's modules
-
     try:
         image, _ = load_image(Path(file), channels, size, invert="never")  # first: it refuses FIFOs and bombs
         with Image.open(file) as header:  # lazy: only the header is read

@@ -66,7 +66,7 @@ from sandbox.train.augment import Augmenter, mixer
 from sandbox.train.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from sandbox.train.data import Data, Split, load_for, to_float
 from sandbox.train.device import resolve_device, uses_bf16
-from sandbox.train.finetune import check_freeze, freeze, load_init, read_weights, unfreeze
+from sandbox.train.finetune import check_freeze, freeze, load_init, read_init, unfreeze
 from sandbox.train.history import RunLog
 
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -159,7 +159,7 @@ def _run(
     if files.resume and out_dir is not None:  # before the data loads: a refusal costs nothing
         files.checkpoint = load_checkpoint(out_dir, files.identity)
         files.say(f"resuming {out_dir} after epoch {len(files.checkpoint['history'])} of {config.epochs}")
-    init_state = read_weights(config.init) if config.init is not None and files.checkpoint is None else None
+    init_state = read_init(config.init) if config.init is not None and files.checkpoint is None else None
     if config.freeze:
         check_freeze(build(spec, device="meta"), config.freeze)
     data = load_for(spec, dev, data_dir)  # converted and resized to the spec's input; its classes checked

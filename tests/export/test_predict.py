@@ -18,7 +18,7 @@ from torchvision.datasets import FashionMNIST
 
 from sandbox.errors import SandboxError
 from sandbox.export import export
-from sandbox.export.images import MAX_IMAGE_BYTES, load_image
+from sandbox.train.images import MAX_IMAGE_BYTES, load_image
 from tests.deadline import deadline
 from tests.images import png_header
 from tests.run_dirs import make_run_dir

@@ -13,12 +13,12 @@ import sandbox.train.data
 import sandbox.train.imagefolder
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
-from sandbox.export.images import load_image
 from sandbox.export.source import resolve
 from sandbox.spec.load import load_spec
 from sandbox.spec.recipe import DataConfig
 from sandbox.train.data import fetch, load
 from sandbox.train.imagefolder import read_folder
+from sandbox.train.images import load_image
 from sandbox.train.loop import train_run
 from tests.deadline import deadline
 from tests.images import png_header, write_image_folder

@@ -22,7 +22,7 @@ import sandbox.train.loop
 from sandbox.cli import main
 from sandbox.errors import SandboxError, SpecError
 from sandbox.model.flops import count
-from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, load_run
+from sandbox.runs import METRICS_FILE, SPEC_FILE, WEIGHTS_FILE, open_run
 from sandbox.spec.load import load_spec
 from sandbox.spec.recipe import Augment, DataConfig, TrainConfig, train_config
 from sandbox.train.device import resolve_device, uses_bf16
@@ -139,7 +139,8 @@ def test_train_run_writes_a_complete_run_directory(synthetic: Path, tmp_path: Pa
     assert json.loads((out / METRICS_FILE).read_text()) == json.loads(json.dumps(metrics))
     assert yaml.safe_load((out / SPEC_FILE).read_text())["name"] == "tiny"
     # The saved weights give back the recorded test accuracy.
-    spec, model = load_run(out)
+    opened = open_run(out)
+    spec, model = opened.spec, opened.model
     assert spec.name == "tiny" and not model.training
     from sandbox.train.data import load
 
@@ -384,7 +385,7 @@ def test_evaluate_reports_unreadable_weights(
     capsys.readouterr()  # what training said (the carved validation split)
     assert main(["evaluate", str(out), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot load the weights of") and err.count("\n") == 1
+    assert err.startswith("error: cannot read weights ") and err.count("\n") == 1
 
 
 def test_evaluate_refuses_an_unfinished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,8 +18,8 @@ from torch.nn import functional
 from torch.overrides import TorchFunctionMode
 
 from sandbox.errors import SandboxError, SpecError, describe
-from sandbox.model.layers import conv_norm_act
 from sandbox.model.blocks import ConvHead, Head, Inception, ResidualInception, Split, Stage
+from sandbox.model.layers import conv_norm_act
 from sandbox.spec.load import AuxSpec, Call, Spec, load_spec
 from sandbox.spec.schema import Branch, ModuleSpec, branch_label
 

@@ -31,7 +31,6 @@ from sandbox.commands import add_plugin_option
 from sandbox.errors import SandboxError
 
 INVERT = ("auto", "always", "never")
-LIGHT_ON_BLACK = ("fashion-mnist", "fashion-mnist-sample", "mnist")  # the datasets `--invert auto` inverts for
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sandbox.export.source import resolve
+    from sandbox.spec.datasets import DATASETS
     from sandbox.train.images import load_image
 
     exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if spec.channels not in (1, 3):
         raise SandboxError(f"predict reads gray or RGB images; this network takes {spec.channels} channels")
     names = exportable.classes or tuple(f"class {i}" for i in range(spec.classes))
-    invert = "never" if args.invert == "auto" and spec.data.dataset not in LIGHT_ON_BLACK else args.invert
+    invert = "never" if args.invert == "auto" and not DATASETS[spec.data.dataset].light_on_black else args.invert
     failed = 0
     for path in args.images:
         try:

@@ -27,10 +27,9 @@ from sandbox.spec.checks import (
     probability,
     typed,
 )
+from sandbox.spec.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
 from sandbox.spec.recipe import data_config, train_config
 from sandbox.spec.schema import (
-    FASHION_MNIST_MEAN,
-    FASHION_MNIST_STD,
     MAX_INPUT_CHANNELS,
     MAX_MODULES,
     MAX_REPEAT,

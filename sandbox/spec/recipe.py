@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Annotated, Any, Final, Literal, get_args, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from sandbox.errors import SpecError
 from sandbox.spec.checks import (
@@ -29,12 +29,12 @@ from sandbox.spec.checks import (
     typed,
     within,
 )
+from sandbox.spec.datasets import DATASETS, FULL
 
-Dataset = Literal["fashion-mnist", "fashion-mnist-sample", "mnist", "cifar10", "cifar100", "image-folder"]
-DATASETS = get_args(Dataset)
-FULL: Final = "fashion-mnist"
-SAMPLE: Final = "fashion-mnist-sample"
-IMAGE_FOLDER: Final = "image-folder"
+if TYPE_CHECKING:
+    DatasetName = str
+else:  # the table's names, checked (and named in errors) as any Literal's are
+    DatasetName = Literal[tuple(DATASETS)]
 Count = Annotated[int, at_least(1)]
 NonNegative = Annotated[float, at_least(0)]
 Fraction = Annotated[float, within(0, 1)]
@@ -202,7 +202,7 @@ class DataConfig:
     """Which dataset, where its files are, how much of the training split is carved for validation
     (and for testing, where the dataset has no test split), and how much device memory it may take."""
 
-    dataset: Dataset = FULL
+    dataset: DatasetName = FULL
     root: Annotated[Path, Parse(_directory)] | None = None  # --data-dir overrides it
     val_fraction: Annotated[float, within(0, 1, low_open=True)] = 0.1
     test_fraction: Annotated[float, within(0, 1, low_open=True)] = 0.1  # only an image folder without test/

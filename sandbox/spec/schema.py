@@ -10,8 +10,6 @@ from sandbox.registry import Plugin
 from sandbox.spec.recipe import DataConfig, TrainConfig
 from sandbox.spec.search import SearchConfig
 
-FASHION_MNIST_MEAN = (0.2860,)
-FASHION_MNIST_STD = (0.3530,)
 TOP_LEVEL_KEYS = (
     "name", "description", "input", "classes", "normalize", "defaults", "plugins",
     "stem", "stages", "head", "aux", "train", "data", "search",

@@ -34,7 +34,8 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from sandbox.errors import SpecError
-from sandbox.spec.recipe import IMAGE_FOLDER, SAMPLE, DataConfig
+from sandbox.spec.datasets import IMAGE_FOLDER, SAMPLE
+from sandbox.spec.recipe import DataConfig
 from sandbox.train.datasets import FULL, RELEASES, find, read, sample_root
 from sandbox.train.datasets import RAW_FILES as RAW_FILES  # re-exported: where the files are was here before
 from sandbox.train.datasets import SAMPLE_DIR as SAMPLE_DIR

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torchvision.datasets
 from torch import Tensor
-from torchvision.datasets import CIFAR10, CIFAR100, MNIST, FashionMNIST, VisionDataset
+from torchvision.datasets import CIFAR10, MNIST, VisionDataset
 
 from sandbox.errors import SandboxError, describe
-from sandbox.spec.recipe import FULL, SAMPLE
-from sandbox.spec.schema import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from sandbox.spec.datasets import DATASETS, FULL, SAMPLE, Dataset
 from sandbox.train import cifar
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1] / "sample_data" / "FashionMNIST" / "raw"
@@ -79,21 +79,19 @@ class Release:
         return all((root / self.folder / name).is_file() for name in self.files)
 
 
-def _cifar(label: str, cls: type[CIFAR10], mean: tuple[float, ...], std: tuple[float, ...]) -> Release:
-    files = tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
-    return Release(label, _safe(cls), cls.base_folder, files, f"or {cls.filename} in DIR", mean, std)
+def _release(dataset: Dataset) -> Release:
+    """Where torchvision's class for `dataset` keeps its files: CIFAR's pickles in its base folder,
+    the MNIST family's IDX files in CLASS/raw."""
+    cls = getattr(torchvision.datasets, str(dataset.torchvision))
+    if issubclass(cls, CIFAR10):
+        files = tuple(name for name, _ in cls.train_list + cls.test_list) + (cls.meta["filename"],)
+        folder, archive, reader = cls.base_folder, f"or {cls.filename} in DIR", _safe(cls)
+    else:
+        folder, files, archive, reader = f"{cls.__name__}/raw", RAW_FILES, "or their .gz", cls
+    return Release(dataset.label, reader, folder, files, archive, dataset.mean, dataset.std)
 
 
-RELEASES: dict[str, Release] = {  # the constants: each training set's pixels, per channel (CIFAR's std per pixel)
-    FULL: Release(
-        "Fashion-MNIST", FashionMNIST, "FashionMNIST/raw", RAW_FILES, "or their .gz", FASHION_MNIST_MEAN,
-        FASHION_MNIST_STD,
-    ),
-    "mnist": Release("MNIST", MNIST, "MNIST/raw", RAW_FILES, "or their .gz", (0.1307,), (0.3081,)),
-    "cifar10": _cifar("CIFAR-10", CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": _cifar("CIFAR-100", CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-}  # fmt: skip
-RELEASES[SAMPLE] = RELEASES[FULL]
+RELEASES = {name: _release(dataset) for name, dataset in DATASETS.items() if dataset.torchvision is not None}
 
 
 @dataclass(frozen=True)

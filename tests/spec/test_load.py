@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from sandbox import SpecError, build, load_spec
-from sandbox.spec.load import FASHION_MNIST_MEAN, FASHION_MNIST_STD, parse_yaml
+from sandbox.spec.datasets import FASHION_MNIST_MEAN, FASHION_MNIST_STD
+from sandbox.spec.load import parse_yaml
 from tests.deadline import deadline
 
 pytestmark = pytest.mark.usefixtures("isolated_registry")

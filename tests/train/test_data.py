@@ -12,7 +12,8 @@ import torch
 from torchvision.datasets import FashionMNIST
 
 from sandbox.errors import SandboxError, SpecError
-from sandbox.spec.recipe import SAMPLE, DataConfig, data_config
+from sandbox.spec.datasets import SAMPLE
+from sandbox.spec.recipe import DataConfig, data_config
 from sandbox.train.data import (
     augment,
     find_full,

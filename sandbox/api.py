@@ -9,11 +9,11 @@
     result.accuracy, result.per_class["T-shirt/top"]
     found = sandbox.search("quickstart", trials=8, budget="20M", out="runs/qs")
     found.best, found.leaderboard[0], found.study
-    sandbox.export(found.best, "onnx")  # [Path("quickstart-trial3.onnx")]
+    sandbox.export(found.best, "onnx")  # [Path("quickstart_trial3.onnx")]
 
-Keyword arguments beyond the named ones are `train:` keys (`epochs=5` is `train.epochs: 5`);
-`overrides={"input.size": 96}` sets any key, as `--set` does. Bad values raise `SpecError` naming
-the key, as the command line would print it.
+`train`'s keyword arguments beyond the named ones are `train:` keys (`epochs=5` is `train.epochs:
+5`), `search`'s are its flags; `overrides={"input.size": 96}` sets any key, as `--set` does. Bad
+values raise `SpecError` naming the key, as the command line would print it.
 """
 
 from __future__ import annotations

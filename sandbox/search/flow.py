@@ -203,7 +203,9 @@ def search(
         write_report(study, run.run_dir)
         say(f"report: {run.run_dir / 'report.html'}")
     best_dir = run.run_dir / "best"
-    best_run = Run(best_dir, read_metrics(best_dir)) if best and (best_dir / METRICS_FILE).is_file() else None
+    best_run = (
+        Run(best_dir, read_metrics(best_dir)) if best is not None and (best_dir / METRICS_FILE).is_file() else None
+    )
     leaderboard = [row for _, row in rows(study.get_trials(deepcopy=False))]
     return SearchResult(study, run.run_dir, best, best_run, leaderboard, interrupted)
 

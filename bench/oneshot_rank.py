@@ -1,0 +1,117 @@
+"""The supernet's rank against the table: Kendall τ and Spearman ρ of weight-sharing scores with
+the stand-alone accuracies of the quickstart space's trained table.
+
+It trains one supernet on the quickstart space (the bundled Fashion-MNIST sample, the space's
+`train:` recipe with `--epochs`, one thread), scores every candidate of the table with inherited
+weights (batch norms recalibrated on `--calibration` training batches, then accuracy on the
+search's validation split), and prints τ and ρ against the table's stand-alone `final_val` (mean
+over its seeds) and against val+test pooled, over all candidates and within the budget band.
+
+    python bench/oneshot_rank.py --epochs 64 --json runs/oneshot_rank.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from scipy import stats
+
+from sandbox.oneshot.supernet import Supernet
+from sandbox.oneshot.train import SAMPLINGS, Subnets, calibration_batches, score, train_supernet
+from sandbox.space.primitives import lowest, sample
+from sandbox.spec.load import read_yaml, validate
+from sandbox.train.data import load_for
+from sandbox.train.loop import normalized
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = REPO / "search_spaces" / "quickstart.yaml"
+TABLE = REPO / "bench" / "results" / "quickstart_table.jsonl"
+
+
+def candidates(table: Path) -> list[dict[str, Any]]:
+    """One entry per candidate of the table: its params, FLOPs, and accuracies averaged over its seeds."""
+    rows = [json.loads(line) for line in table.read_text().splitlines() if line.strip()]
+    by_index: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_index.setdefault(row["index"], []).append(row)
+    found = []
+    for index, runs in sorted(by_index.items()):
+        val = sum(r["final_val"] for r in runs) / len(runs)
+        test = sum(r["final_test"] for r in runs) / len(runs)
+        n_val, n_test = (int(runs[0]["correct"][k].split(":")[0]) for k in ("val", "test"))
+        pooled = (val * n_val + test * n_test) / (n_val + n_test)
+        found.append({"index": index, "params": runs[0]["params"], "flops": runs[0]["flops"], "seeds": len(runs),
+                      "final_val": val, "final_test": test, "pooled": pooled})  # fmt: skip
+    return found
+
+
+def correlations(scores: list[float], truth: list[float]) -> dict[str, float]:
+    tau = stats.kendalltau(scores, truth)
+    rho = stats.spearmanr(scores, truth)
+    return {"n": len(scores), "tau": float(tau.statistic), "tau_p": float(tau.pvalue),
+            "rho": float(rho.statistic), "rho_p": float(rho.pvalue)}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=16, help="supernet epochs (the recipe's schedule stretched)")
+    parser.add_argument("--sampling", choices=SAMPLINGS, default="uniform")
+    parser.add_argument("--calibration", type=int, default=8, help="training batches per batch-norm recalibration")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    space = read_yaml(SPACE)
+    budget = 16_000_000  # the space's search.budget.flops; the band is [0.9 budget, budget]
+    first = validate({k: v for k, v in sample(space, lowest).items() if k != "search"}, base=SPACE.parent)
+    data = load_for(first, "cpu")  # the search's split: the same data section, the fixed split seed
+    first, _ = normalized(first, data, None)
+    config = first.train.with_overrides(epochs=args.epochs, seed=args.seed)
+    torch.manual_seed(args.seed)
+    net = Supernet(space, SPACE.parent)
+    net.mean.copy_(torch.tensor(first.mean).view_as(net.mean))
+    net.std.copy_(torch.tensor(first.std).view_as(net.std))
+    trained = train_supernet(net, data, config, sampling=args.sampling, say=print)
+
+    batches = calibration_batches(data, args.calibration, config.batch_size, args.seed)
+    subnets = Subnets(net)
+    table = candidates(args.table)
+    began = time.perf_counter()
+    for candidate in table:
+        candidate["score"] = score(net, subnets(candidate["params"]), data, batches, config.batch_size)
+    scoring = (time.perf_counter() - began) / len(table)
+
+    band = [c for c in table if c["flops"] >= 0.9 * budget]
+    figures: dict[str, Any] = {
+        "command": f"python bench/oneshot_rank.py --epochs {args.epochs} --sampling {args.sampling} "
+        f"--calibration {args.calibration} --seed {args.seed}",
+        "train_seconds": trained["seconds"],
+        "score_seconds_per_candidate": scoring,
+        "threads": torch.get_num_threads(),
+        "history": trained["history"],
+        "candidates": table,
+    }
+    for name, group in (("all", table), ("band", band)):
+        for truth in ("final_val", "pooled"):
+            figures[f"{name}_{truth}"] = correlations([c["score"] for c in group], [c[truth] for c in group])
+    print(f"supernet: {args.epochs} epochs ({args.sampling}) in {trained['seconds']:.0f} s; "
+          f"scoring {scoring:.2f} s per candidate ({args.calibration} recalibration batches)")  # fmt: skip
+    for key in ("all_final_val", "all_pooled", "band_final_val", "band_pooled"):
+        f = figures[key]
+        print(
+            f"  {key:<15} n={f['n']:<3} τ {f['tau']:+.3f} (p {f['tau_p']:.2f})  ρ {f['rho']:+.3f} (p {f['rho_p']:.2f})"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

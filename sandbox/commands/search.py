@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     import optuna
 
+    from sandbox.oneshot.strategy import one_shot_stage
     from sandbox.search.interrupt import acknowledge, stop_requests
     from sandbox.search.progress import resume_command
     from sandbox.search.report import record_settings, search_settings
@@ -162,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
             if revived:
                 cut = ", ".join(map(str, revived))
                 print(f"resuming: trials {cut} were cut off by a crash; marked failed, retried")
+            search = one_shot_stage(search, study)  # search.strategy: one-shot enqueues its picks, trials = top_k
             search = plan_workers(search, study)
             record_settings(study, search_settings(search, args.spec))
             print(_study_line(search, len(study.get_trials(deepcopy=False))), flush=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from sandbox.errors import SpecError
+from sandbox.oneshot.config import without_one_shot
 from sandbox.spec.checks import Parse, at_least, parse_section, replace_checked
 
 if TYPE_CHECKING:  # Optuna is imported when a sampler is made, not when a spec is read
@@ -193,6 +194,7 @@ class SearchConfig:
 
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
     """A spec's `search:` mapping checked, naming the offending key."""
+    section = without_one_shot(section)  # search.strategy and search.one_shot: sandbox.oneshot.config
     budget = section.get("budget") if isinstance(section, Mapping) else None
     if isinstance(budget, Mapping) and "floor" in budget:  # the floor is spelled inside the budget
         if "floor" in section:

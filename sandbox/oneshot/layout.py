@@ -24,7 +24,7 @@ from torch import nn
 
 from sandbox.errors import SpecError
 from sandbox.model.builder import MetaNorms
-from sandbox.space.primitives import DROP, Primitive, Suggest, parse_primitive, primitives, sample
+from sandbox.space.primitives import DROP, NOT_SEARCHED, Primitive, Suggest, parse_primitive, primitives, sample
 from sandbox.spec.load import _call, validate
 from sandbox.spec.schema import SPLIT_KEYS, WIDTH_KEYS, Call, ModuleSpec, Spec
 
@@ -448,3 +448,87 @@ def _module(
         if r + 1 in repeats:
             after |= shapes
     return after
+
+
+# ---------------------------------------------------------------------------- a concrete spec's params
+
+
+def params_of(space: Mapping[str, Any], concrete: Mapping[str, Any]) -> dict[str, Any]:
+    """The trial params under which `space` samples the concrete spec `concrete` (its name,
+    plugins and search section aside), so a subnet can be selected by its spec; a spec that is
+    no candidate of the space is a SpecError at the first key that cannot match."""
+    params: dict[str, Any] = {}
+    for key, value in space.items():
+        if key in NOT_SEARCHED:
+            continue
+        if key not in concrete:
+            raise SpecError(key, "the spec lacks this key of the space")
+        if not _unify(value, concrete[key], key, params):
+            raise SpecError(key, "no choice of the space gives the spec's value here")
+    extra = [key for key in concrete if key not in space and key not in NOT_SEARCHED]
+    if extra:
+        raise SpecError(extra[0], "the space has no such key")
+    return params
+
+
+def _unify(value: Any, concrete: Any, path: str, params: dict[str, Any]) -> bool:
+    """Whether `value` at `path` can resolve to `concrete`; the params that make it so go into `params`."""
+    primitive = parse_primitive(value, path)
+    if primitive is None:
+        if isinstance(value, Mapping):
+            return (
+                isinstance(concrete, Mapping)
+                and value.keys() == concrete.keys()
+                and all(_unify(value[k], concrete[k], f"{path}.{k}", params) for k in value)
+            )
+        if isinstance(value, list):
+            return isinstance(concrete, list) and _align(value, concrete, path, 0, 0, params)
+        return bool(value == concrete)
+    dist = primitive.distribution
+    if not isinstance(dist, CategoricalDistribution):
+        number = isinstance(concrete, int | float) and not isinstance(concrete, bool)
+        if number and dist.low <= concrete <= dist.high and (not dist.step or (concrete - dist.low) % dist.step == 0):
+            params[path] = concrete
+            return True
+        return False
+    for label, option in zip(dist.choices, primitive.options, strict=True):
+        kept = dict(params)
+        params[path] = label
+        if _unify(option, concrete, f"{path}={label}", params) if _is_nested(option) else option == concrete:
+            return True
+        params.clear()
+        params.update(kept)
+    return False
+
+
+def _is_nested(value: Any) -> bool:
+    return isinstance(value, Mapping | list)
+
+
+def _align(items: list[Any], concrete: list[Any], path: str, i: int, j: int, params: dict[str, Any]) -> bool:
+    """Items i.. of a space's list against items j.. of the concrete list, any droppable item dropped."""
+    if i == len(items):
+        return j == len(concrete)
+    kept = dict(params)
+    here = f"{path}[{i}]"
+    matched = j < len(concrete) and _unify(items[i], concrete[j], here, params)
+    if matched and _align(items, concrete, path, i + 1, j + 1, params):
+        return True
+    params.clear()
+    params.update(kept)
+    if _unify_dropped(items[i], here, params) and _align(items, concrete, path, i + 1, j, params):
+        return True
+    params.clear()
+    params.update(kept)
+    return False
+
+
+def _unify_dropped(item: Any, path: str, params: dict[str, Any]) -> bool:
+    """Whether `item` can be dropped (`none`, or `type: none`), with the params that drop it; the
+    primitives a dropped mapping still samples take their first value."""
+    if _unify(item, DROP, path, params):
+        return True
+    if isinstance(item, Mapping) and "type" in item and _unify(item["type"], DROP, f"{path}.type", params):
+        sample({path: {k: v for k, v in item.items() if k != "type"}}, recording(_first, params))
+        return True
+    return False

@@ -31,6 +31,7 @@ from sandbox.oneshot.layout import (
     alternative_key,
     layout,
     narrow_module,
+    params_of,
     select,
     widths_of,
 )
@@ -122,6 +123,10 @@ class Supernet(nn.Module):
     def select(self, params: Mapping[str, Any]) -> Subnet:
         """The subnet a trial with these Optuna params (keys: YAML paths) would train."""
         return select(self.space, params, self.base)
+
+    def select_spec(self, concrete: Mapping[str, Any]) -> Subnet:
+        """The subnet whose concrete spec is `concrete` (a trial's spec.yaml, a table's `spec`)."""
+        return select(self.space, params_of(self.space, concrete), self.base)
 
     def forward(self, x: Tensor, subnet: Subnet) -> Tensor:
         x = self.run(subnet.stem, (x - self.mean) / self.std)

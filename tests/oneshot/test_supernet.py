@@ -194,3 +194,19 @@ def test_what_the_supernet_cannot_hold_is_refused_by_key(change: Any, key: str) 
     with pytest.raises(SpecError) as err:
         Supernet(space, Path.cwd())
     assert err.value.path == key
+
+
+def test_a_subnet_is_selected_by_its_concrete_spec_too(net: Supernet) -> None:
+    for subnet in subnets(net, SPACE, 16, seed=5):
+        concrete = sample(SPACE, lambda p, params=subnet.params: params[p.path])
+        again = net.select_spec({**concrete, "name": "renamed"})
+        assert again.spec.raw | {"name": "x"} == subnet.spec.raw | {"name": "x"}
+        assert [u.slot for _, u in again.uses()] == [u.slot for _, u in subnet.uses()]
+
+
+def test_a_spec_outside_the_space_is_refused_at_its_key(net: Supernet) -> None:
+    concrete = sample(SPACE, lambda p: _params(stem=4)[p.path] if p.path in _params(4) else None)
+    concrete["stem"] = {"type": "conv3x3", "out": 12}
+    with pytest.raises(SpecError) as err:
+        net.select_spec(concrete)
+    assert err.value.path == "stem"

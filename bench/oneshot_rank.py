@@ -31,6 +31,7 @@ from sandbox.train.loop import normalized
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "quickstart.yaml"
 TABLE = REPO / "bench" / "results" / "quickstart_table.jsonl"
+BUDGET, BAND = 16_000_000, 0.9  # the space's search.budget: {flops: 16M, floor: 0.9}
 
 
 def candidates(table: Path) -> list[dict[str, Any]]:
@@ -46,7 +47,8 @@ def candidates(table: Path) -> list[dict[str, Any]]:
         n_val, n_test = (int(runs[0]["correct"][k].split(":")[0]) for k in ("val", "test"))
         pooled = (val * n_val + test * n_test) / (n_val + n_test)
         found.append({"index": index, "params": runs[0]["params"], "flops": runs[0]["flops"], "seeds": len(runs),
-                      "final_val": val, "final_test": test, "pooled": pooled})  # fmt: skip
+                      "final_val": val, "final_test": test, "pooled": pooled,
+                      "seed_vals": [r["final_val"] for r in sorted(runs, key=lambda r: r["seed"])]})  # fmt: skip
     return found
 
 
@@ -57,6 +59,32 @@ def correlations(scores: list[float], truth: list[float]) -> dict[str, float]:
             "rho": float(rho.statistic), "rho_p": float(rho.pvalue)}  # fmt: skip
 
 
+def summary(table: list[dict[str, Any]]) -> dict[str, Any]:
+    """τ and ρ of the supernet's scores, and for scale of FLOPs, against the table's accuracies, over
+    all candidates and in the band; and the table's own seed-to-seed τ (how far its truth is one)."""
+    band = [c for c in table if c["flops"] >= BAND * BUDGET]
+    figures: dict[str, Any] = {}
+    for name, group in (("all", table), ("band", band)):
+        for truth in ("final_val", "pooled"):
+            wanted = [c[truth] for c in group]
+            figures[f"{name}_{truth}"] = correlations([c["score"] for c in group], wanted)
+            figures[f"{name}_{truth}_flops"] = correlations([c["flops"] for c in group], wanted)
+    rerun = [c["seed_vals"] for c in table if len(c["seed_vals"]) > 1]
+    figures["seed_to_seed_val"] = correlations([v[0] for v in rerun], [v[1] for v in rerun])
+    return figures
+
+
+def show(figures: dict[str, Any]) -> None:
+    print(f"supernet: {figures['command']}: trained in {figures['train_seconds']:.0f} s; "
+          f"scoring {figures['score_seconds_per_candidate']:.2f} s per candidate")  # fmt: skip
+    for key in ("all_final_val", "all_pooled", "band_final_val", "band_pooled"):
+        for what, f in (("supernet", figures[key]), ("FLOPs", figures[f"{key}_flops"])):
+            print(f"  {key:<15} {what:<9} n={f['n']:<3} τ {f['tau']:+.3f} (p {f['tau_p']:.2f})  "
+                  f"ρ {f['rho']:+.3f} (p {f['rho_p']:.2f})")  # fmt: skip
+    f = figures["seed_to_seed_val"]
+    print(f"  the table's seed 0 against seed 1 (final_val): n={f['n']} τ {f['tau']:+.3f}  ρ {f['rho']:+.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=16, help="supernet epochs (the recipe's schedule stretched)")
@@ -65,11 +93,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument(
+        "--report", type=Path, help="print the figures of a --json file again (recomputed), train nothing"
+    )
     args = parser.parse_args()
+    if args.report:
+        figures = json.loads(args.report.read_text())
+        table = {c["index"]: c for c in candidates(args.table)}  # fills what older files lack
+        scored = [table[c["index"]] | c for c in figures["candidates"]]
+        show(figures | summary(scored))
+        return
     torch.set_num_threads(1)
 
     space = read_yaml(SPACE)
-    budget = 16_000_000  # the space's search.budget.flops; the band is [0.9 budget, budget]
     first = validate({k: v for k, v in sample(space, lowest).items() if k != "search"}, base=SPACE.parent)
     data = load_for(first, "cpu")  # the search's split: the same data section, the fixed split seed
     first, _ = normalized(first, data, None)
@@ -88,7 +124,6 @@ def main() -> None:
         candidate["score"] = score(net, subnets(candidate["params"]), data, batches, config.batch_size)
     scoring = (time.perf_counter() - began) / len(table)
 
-    band = [c for c in table if c["flops"] >= 0.9 * budget]
     figures: dict[str, Any] = {
         "command": f"python bench/oneshot_rank.py --epochs {args.epochs} --sampling {args.sampling} "
         f"--calibration {args.calibration} --seed {args.seed}",
@@ -98,16 +133,8 @@ def main() -> None:
         "history": trained["history"],
         "candidates": table,
     }
-    for name, group in (("all", table), ("band", band)):
-        for truth in ("final_val", "pooled"):
-            figures[f"{name}_{truth}"] = correlations([c["score"] for c in group], [c[truth] for c in group])
-    print(f"supernet: {args.epochs} epochs ({args.sampling}) in {trained['seconds']:.0f} s; "
-          f"scoring {scoring:.2f} s per candidate ({args.calibration} recalibration batches)")  # fmt: skip
-    for key in ("all_final_val", "all_pooled", "band_final_val", "band_pooled"):
-        f = figures[key]
-        print(
-            f"  {key:<15} n={f['n']:<3} τ {f['tau']:+.3f} (p {f['tau_p']:.2f})  ρ {f['rho']:+.3f} (p {f['rho_p']:.2f})"
-        )
+    figures |= summary(table)
+    show(figures)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1))

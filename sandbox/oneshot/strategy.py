@@ -1,7 +1,8 @@
 """The one-shot strategy in a search: train the supernet, score subnets in the budget band with
 inherited weights, and enqueue the best `top_k` in the study, whose workers then train them as
 ordinary trials (so the leaderboard, report.html, the reference comparison and export see them as
-any trial). Runs once per study: a study that already holds trials goes on as it is (resume).
+any trial). Runs once per study: a study that already holds trials goes on as it is (resume), and a
+search killed while the supernet trained goes on from its last epoch (RUN_DIR/supernet.pt).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sandbox.train.device import resolve_device
 from sandbox.train.loop import normalized
 
 RESULTS = "one_shot.json"  # in the run directory: every scored subnet, the supernet's times
+CHECKPOINT = "supernet.pt"  # in the run directory: the supernet after its last epoch
 DRAWS_PER_CANDIDATE = 50  # draws that may fall outside the band before the search stops looking
 
 
@@ -59,7 +61,9 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     net.to(device)
     config = first.train.with_overrides(epochs=settings.epochs, seed=search.config.seed)
     say(f"one-shot: training the supernet for {config.epochs} epochs ({settings.sampling} sampling)")
-    trained = train_supernet(net, data, config, sampling=settings.sampling, say=say)
+    search.run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = search.run_dir / CHECKPOINT  # a search killed while the supernet trained resumes it
+    trained = train_supernet(net, data, config, sampling=settings.sampling, say=say, checkpoint=checkpoint)
     batches = calibration_batches(data, settings.calibration, config.batch_size, config.seed)
     subnets, rng = Subnets(net), random.Random(search.config.seed)
     scored: dict[str, dict[str, Any]] = {}
@@ -85,6 +89,5 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
         f"{seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip
     record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "history": trained["history"],
               "scored": ranked}  # fmt: skip
-    search.run_dir.mkdir(parents=True, exist_ok=True)
     (search.run_dir / RESULTS).write_text(json.dumps(record, indent=1))
     return [c["params"] for c in ranked[: settings.top_k]]

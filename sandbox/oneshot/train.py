@@ -12,10 +12,12 @@ validation split the search chooses by: never the test split.
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -23,14 +25,17 @@ import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution
 from torch import Tensor, nn
 
+from sandbox.errors import SandboxError, describe
 from sandbox.oneshot.layout import Subnet, recording
 from sandbox.oneshot.supernet import Supernet
 from sandbox.space.bounds import random_suggest
 from sandbox.space.primitives import DROP, Primitive, sample
 from sandbox.train.augment import Augmenter
+from sandbox.train.checkpoint import TrainingState, first_difference
 from sandbox.train.config import TrainConfig
 from sandbox.train.data import Data, Split, to_float
 from sandbox.train.loop import optimizer_and_scheduler
+from sandbox.train.rundir import atomic_write
 
 Sampling = Literal["uniform", "sandwich"]
 SAMPLINGS: tuple[Sampling, ...] = ("uniform", "sandwich")
@@ -99,8 +104,12 @@ def train_supernet(
     *,
     sampling: Sampling = "uniform",
     say: Say | None = None,
+    checkpoint: Path | None = None,
 ) -> dict[str, Any]:
-    """Train `net` for `config.epochs` with the recipe; its per-epoch losses and the seconds it took."""
+    """Train `net` for `config.epochs` with the recipe; its per-epoch losses and the seconds it took.
+
+    With `checkpoint`, the state after each epoch is written there, and a file already there (of
+    this space, recipe and sampling) is resumed from: a killed one-shot search goes on where it was."""
     started = time.perf_counter()
     say = say or (lambda line: None)
     torch.manual_seed(config.seed)
@@ -113,8 +122,13 @@ def train_supernet(
     criterion = functools.partial(F.cross_entropy, label_smoothing=config.label_smoothing)
     subnets = Subnets(net)
     fixed = ends(net.space) if sampling == "sandwich" else None
-    history: list[dict[str, float]] = []
-    for epoch in range(config.epochs):
+    state = TrainingState(net, optimizer, scheduler, None, generator, data.train.device)
+    identity = {"space": json.loads(json.dumps(net.space)), "train": asdict(config), "sampling": sampling}
+    history: list[dict[str, Any]] = []
+    if checkpoint is not None and checkpoint.is_file():
+        history = _resume(checkpoint, identity, state, rng)
+        say(f"supernet: resuming {checkpoint} after epoch {len(history)} of {config.epochs}")
+    for epoch in range(len(history), config.epochs):
         net.train()
         began = time.perf_counter()
         order = torch.randperm(len(data.train), device=data.train.device, generator=generator)[: steps * batch]
@@ -133,8 +147,29 @@ def train_supernet(
             if scheduler is not None:
                 scheduler.step_update(epoch * steps + step + 1)
         history.append({"epoch": epoch + 1, "loss": total / steps, "seconds": time.perf_counter() - began})
+        if checkpoint is not None:
+            saved = {"identity": identity, **state.capture(), "history": history, "sampler": rng.getstate()}
+            atomic_write(checkpoint, functools.partial(torch.save, saved))
         say(f"supernet epoch {epoch + 1}/{config.epochs}: loss {total / steps:.4f}, {history[-1]['seconds']:.1f} s")
     return {"history": history, "seconds": time.perf_counter() - started, "sampling": sampling}
+
+
+def _resume(path: Path, identity: Mapping[str, Any], state: TrainingState, rng: random.Random) -> list[dict[str, Any]]:
+    """The checkpoint's states put back (its history returned), refused when made for anything else."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise SandboxError(f"cannot resume the supernet: {path} is unreadable ({describe(err)})") from err
+    difference = first_difference(saved.get("identity") if isinstance(saved, dict) else None, identity)
+    if difference is not None:
+        raise SandboxError(
+            f"cannot resume the supernet: {path} was made for another space, recipe or sampling ({difference}); "
+            "delete it to start again"
+        )
+    history = state.restore(saved)
+    version, internal, gauss = saved["sampler"]
+    rng.setstate((version, tuple(internal), gauss))
+    return history
 
 
 def calibration_batches(data: Data, batches: int, batch: int, seed: int) -> list[Tensor]:

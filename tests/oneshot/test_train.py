@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 
+from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.oneshot.supernet import Supernet
 from sandbox.oneshot.train import calibration_batches, ends, random_params, recalibrate, score, train_supernet
@@ -64,3 +66,29 @@ def test_the_sandwich_ends_bound_the_space() -> None:
     rng = random.Random(0)
     drawn = [count(net.select(random_params(SPACE, rng)).spec).flops for _ in range(20)]
     assert smallest <= min(drawn) and count(net.select(fixed.largest).spec).flops >= sorted(drawn)[10]
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_resumed_supernet_trains_as_an_uninterrupted_one(tmp_path: Path) -> None:
+    def trained(epochs: int, checkpoint: Path | None, say: Callable[[str], None] = print) -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        net = Supernet(SPACE, Path.cwd())
+        config = TrainConfig(epochs=epochs, batch_size=16, lr=0.05, warmup_epochs=0)
+        train_supernet(net, tiny_data(), config, checkpoint=checkpoint, say=say)
+        return [p.detach().clone() for p in net.parameters()]
+
+    def killed_after_epoch_1(line: str) -> None:
+        if "epoch 1/2" in line:
+            raise Killed
+
+    whole = trained(2, None)
+    path = tmp_path / "supernet.pt"
+    with pytest.raises(Killed):
+        trained(2, path, killed_after_epoch_1)
+    with pytest.raises(SandboxError, match="another space, recipe or sampling"):
+        trained(3, path)
+    resumed = trained(2, path)
+    assert all(torch.equal(a, b) for a, b in zip(whole, resumed, strict=True))

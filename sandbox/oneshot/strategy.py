@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 import torch
 
+from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.oneshot.config import OneShotConfig, one_shot_config
 from sandbox.oneshot.supernet import Supernet
@@ -83,6 +84,11 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
                 "flops": flops,
                 "score": score(net, subnet, data, batches, config.batch_size),
             }
+    if not scored:
+        raise SandboxError(
+            f"one-shot: none of {settings.candidates * DRAWS_PER_CANDIDATE:,} random subnets fell in the FLOP band; "
+            "widen search.budget or its floor"
+        )
     ranked = sorted(scored.values(), key=lambda c: -c["score"])
     seconds = time.perf_counter() - began
     say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band scored in "

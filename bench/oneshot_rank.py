@@ -22,11 +22,8 @@ import torch
 from scipy import stats
 
 from sandbox.oneshot.supernet import Supernet
-from sandbox.oneshot.train import SAMPLINGS, Subnets, calibration_batches, score, train_supernet
-from sandbox.space.primitives import lowest, sample
-from sandbox.spec.load import read_yaml, validate
-from sandbox.train.data import load_for
-from sandbox.train.loop import normalized
+from sandbox.oneshot.train import SAMPLINGS, Subnets, calibration_batches, load_data, score, train_supernet
+from sandbox.spec.load import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "quickstart.yaml"
@@ -105,15 +102,10 @@ def main() -> None:
         return
     torch.set_num_threads(1)
 
-    space = read_yaml(SPACE)
-    first = validate({k: v for k, v in sample(space, lowest).items() if k != "search"}, base=SPACE.parent)
-    data = load_for(first, "cpu")  # the search's split: the same data section, the fixed split seed
-    first, _ = normalized(first, data, None)
-    config = first.train.with_overrides(epochs=args.epochs, seed=args.seed)
     torch.manual_seed(args.seed)
-    net = Supernet(space, SPACE.parent)
-    net.mean.copy_(torch.tensor(first.mean).view_as(net.mean))
-    net.std.copy_(torch.tensor(first.std).view_as(net.std))
+    net = Supernet(read_yaml(SPACE), SPACE.parent)
+    data, recipe = load_data(net, "cpu")  # the search's split: the same data section, the fixed split seed
+    config = recipe.with_overrides(epochs=args.epochs, seed=args.seed)
     trained = train_supernet(net, data, config, sampling=args.sampling, say=print)
 
     batches = calibration_batches(data, args.calibration, config.batch_size, args.seed)

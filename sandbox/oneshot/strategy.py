@@ -21,13 +21,9 @@ from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.oneshot.config import OneShotConfig, one_shot_config
 from sandbox.oneshot.supernet import Supernet
-from sandbox.oneshot.train import Subnets, calibration_batches, random_params, score, train_supernet
+from sandbox.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
 from sandbox.search.run import SearchRun
-from sandbox.space.primitives import lowest, sample
-from sandbox.spec.load import validate
-from sandbox.train.data import load_for
 from sandbox.train.device import resolve_device
-from sandbox.train.loop import normalized
 
 RESULTS = "one_shot.json"  # in the run directory: every scored subnet, the supernet's times
 CHECKPOINT = "supernet.pt"  # in the run directory: the supernet after its last epoch
@@ -52,15 +48,12 @@ def one_shot_stage(search: SearchRun, study: optuna.Study, say: Callable[[str], 
 
 def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None]) -> list[dict[str, Any]]:
     """The params of the `top_k` subnets in the band by supernet score (writes RESULTS)."""
+    torch.manual_seed(search.config.seed)
     net = Supernet(search.space, search.base)  # a space it cannot hold fails here, before any training
-    first = validate({k: v for k, v in sample(search.space, lowest).items() if k != "search"}, base=search.base)
     device = resolve_device(search.device)
-    data = load_for(first, device, search.data_dir)
-    first, _ = normalized(first, data, None)
-    net.mean.copy_(torch.tensor(first.mean).view_as(net.mean))
-    net.std.copy_(torch.tensor(first.std).view_as(net.std))
+    data, recipe = load_data(net, device, search.data_dir)
     net.to(device)
-    config = first.train.with_overrides(epochs=settings.epochs, seed=search.config.seed)
+    config = recipe.with_overrides(epochs=settings.epochs, seed=search.config.seed)
     say(f"one-shot: training the supernet for {config.epochs} epochs ({settings.sampling} sampling)")
     search.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = search.run_dir / CHECKPOINT  # a search killed while the supernet trained resumes it

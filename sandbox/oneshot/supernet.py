@@ -102,6 +102,7 @@ class Supernet(nn.Module):
         self.space, self.base = space, base
         found = layout(space, base)
         first = validate({k: v for k, v in sample(space, lowest).items() if k != "search"}, base=base)
+        self.first = first  # the space's first candidate: its input, `train:` and `data:` are every candidate's
         shape = (1, first.channels, 1, 1)
         self.register_buffer("mean", torch.tensor(first.mean).view(shape), persistent=False)
         self.register_buffer("std", torch.tensor(first.std).view(shape), persistent=False)

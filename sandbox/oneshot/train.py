@@ -33,8 +33,8 @@ from sandbox.space.primitives import DROP, Primitive, sample
 from sandbox.train.augment import Augmenter
 from sandbox.train.checkpoint import TrainingState, first_difference
 from sandbox.train.config import TrainConfig
-from sandbox.train.data import Data, Split, to_float
-from sandbox.train.loop import optimizer_and_scheduler
+from sandbox.train.data import Data, Split, load_for, to_float
+from sandbox.train.loop import normalized, optimizer_and_scheduler
 from sandbox.train.rundir import atomic_write
 
 Sampling = Literal["uniform", "sandwich"]
@@ -72,6 +72,17 @@ def ends(space: Mapping[str, Any]) -> Ends:
         return params
 
     return Ends(extreme(False), extreme(True))
+
+
+def load_data(net: Supernet, device: torch.device | str, data_dir: Path | None = None) -> tuple[Data, TrainConfig]:
+    """The space's data as its search loads it (its `data:` section, the same fixed validation split)
+    and its recipe; the supernet normalizes as the trainer would (the dataset's statistics unless
+    the space sets `normalize:`)."""
+    data = load_for(net.first, device, data_dir)
+    spec, _ = normalized(net.first, data, None)
+    net.mean.copy_(torch.tensor(spec.mean).view_as(net.mean))
+    net.std.copy_(torch.tensor(spec.std).view_as(net.std))
+    return data, spec.train
 
 
 def random_params(space: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:

@@ -7,7 +7,10 @@ weights (batch norms recalibrated on `--calibration` training batches, then accu
 search's validation split), and prints τ and ρ against the table's stand-alone `final_val` (mean
 over its seeds) and against val+test pooled, over all candidates and within the budget band.
 
-    python bench/oneshot_rank.py --epochs 64 --json runs/oneshot_rank.json
+    python bench/oneshot_rank.py --epochs 64 --json runs/oneshot_rank.json --checkpoint runs/supernet.pt
+
+With `--checkpoint` the trained supernet is kept: run again with it to score differently (say,
+`--calibration 32`) without training again.
 """
 
 from __future__ import annotations
@@ -91,6 +94,11 @@ def main() -> None:
     parser.add_argument("--table", type=Path, default=TABLE)
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="the supernet after each epoch; resumed when there (rescoring needs no training)",
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the figures of a --json file again (recomputed), train nothing"
     )
     args = parser.parse_args()
@@ -106,7 +114,7 @@ def main() -> None:
     net = Supernet(read_yaml(SPACE), SPACE.parent)
     data, recipe = load_data(net, "cpu")  # the search's split: the same data section, the fixed split seed
     config = recipe.with_overrides(epochs=args.epochs, seed=args.seed)
-    trained = train_supernet(net, data, config, sampling=args.sampling, say=print)
+    trained = train_supernet(net, data, config, sampling=args.sampling, say=print, checkpoint=args.checkpoint)
 
     batches = calibration_batches(data, args.calibration, config.batch_size, args.seed)
     subnets = Subnets(net)

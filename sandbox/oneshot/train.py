@@ -121,7 +121,6 @@ def train_supernet(
 
     With `checkpoint`, the state after each epoch is written there, and a file already there (of
     this space, recipe and sampling) is resumed from: a killed one-shot search goes on where it was."""
-    started = time.perf_counter()
     say = say or (lambda line: None)
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
@@ -162,7 +161,8 @@ def train_supernet(
             saved = {"identity": identity, **state.capture(), "history": history, "sampler": rng.getstate()}
             atomic_write(checkpoint, functools.partial(torch.save, saved))
         say(f"supernet epoch {epoch + 1}/{config.epochs}: loss {total / steps:.4f}, {history[-1]['seconds']:.1f} s")
-    return {"history": history, "seconds": time.perf_counter() - started, "sampling": sampling}
+    seconds = sum(record["seconds"] for record in history)  # a resumed run counts its earlier epochs too
+    return {"history": history, "seconds": seconds, "sampling": sampling}
 
 
 def _resume(path: Path, identity: Mapping[str, Any], state: TrainingState, rng: random.Random) -> list[dict[str, Any]]:

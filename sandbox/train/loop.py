@@ -275,6 +275,24 @@ def _loss_function(
     return step_loss
 
 
+def optimizer_and_scheduler(model: nn.Module, config: TrainConfig, steps: int) -> tuple[Any, Any]:
+    """The recipe's optimizer and its per-step schedule (`steps` updates an epoch): also what the
+    one-shot supernet trains with (`sandbox.oneshot.train`)."""
+    optimizer = create_optimizer_v2(
+        model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
+    )
+    scheduler, _ = create_scheduler_v2(
+        optimizer,
+        sched=config.schedule,
+        num_epochs=config.epochs,
+        warmup_epochs=config.warmup_epochs,  # type: ignore[arg-type]  # timm says int; a float works (x updates_per_epoch)
+        min_lr=config.min_lr,
+        step_on_epochs=False,
+        updates_per_epoch=steps,
+    )
+    return optimizer, scheduler
+
+
 def _fit(
     model: InceptionNet,
     data: Data,
@@ -288,18 +306,7 @@ def _fit(
     """The epochs (from the checkpoint's on, when resumed): their history, and the network to measure and save."""
     batch = min(config.batch_size, len(data.train))
     steps = len(data.train) // batch  # the last partial batch is dropped: every step has one shape
-    optimizer = create_optimizer_v2(
-        model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
-    )
-    scheduler, _ = create_scheduler_v2(
-        optimizer,
-        sched=config.schedule,
-        num_epochs=config.epochs,
-        warmup_epochs=config.warmup_epochs,  # type: ignore[arg-type]  # timm says int; a float works (x updates_per_epoch)
-        min_lr=config.min_lr,
-        step_on_epochs=False,
-        updates_per_epoch=steps,
-    )
+    optimizer, scheduler = optimizer_and_scheduler(model, config, steps)
     mix = mixer(config.augment, classes=model.spec.classes, label_smoothing=config.label_smoothing, batch=batch,
                 seed=config.seed)  # fmt: skip
     loss_of = _loss_function(model, config, bf16, device, soft=mix is not None)

@@ -1,0 +1,92 @@
+"""The one-shot strategy in a search: train the supernet, score subnets in the budget band with
+inherited weights, and enqueue the best `top_k` in the study, whose workers then train them as
+ordinary trials (so the leaderboard, report.html, the reference comparison and export see them as
+any trial). Runs once per study: a study that already holds trials goes on as it is (resume), and a
+search killed while the supernet trained goes on from its last epoch (RUN_DIR/supernet.pt).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import optuna
+import torch
+
+from sandbox.errors import SandboxError
+from sandbox.model.flops import count
+from sandbox.oneshot.config import OneShotConfig, one_shot_config
+from sandbox.oneshot.supernet import Supernet
+from sandbox.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
+from sandbox.search.run import SearchRun
+from sandbox.train.device import resolve_device
+
+RESULTS = "one_shot.json"  # in the run directory: every scored subnet, the supernet's times
+CHECKPOINT = "supernet.pt"  # in the run directory: the supernet after its last epoch
+DRAWS_PER_CANDIDATE = 50  # draws that may fall outside the band before the search stops looking
+
+
+def one_shot_stage(search: SearchRun, study: optuna.Study, say: Callable[[str], None] = print) -> SearchRun:
+    """The search with the one-shot stage done when its strategy asks for it: the top k enqueued
+    and `trials` set so that the workers train those and no others."""
+    settings = one_shot_config(search.space.get("search") or {})
+    if settings is None:
+        return search
+    stored = len(study.get_trials(deepcopy=False))
+    if stored:
+        say(f"one-shot: the study holds {stored} trials already; the supernet is not trained again")
+        return search
+    picks = pick(search, settings, say)
+    for params in picks:
+        study.enqueue_trial(params)
+    return replace(search, config=replace(search.config, trials=len(picks)))
+
+
+def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The params of the `top_k` subnets in the band by supernet score (writes RESULTS)."""
+    torch.manual_seed(search.config.seed)
+    net = Supernet(search.space, search.base)  # a space it cannot hold fails here, before any training
+    device = resolve_device(search.device)
+    data, recipe = load_data(net, device, search.data_dir)
+    net.to(device)
+    config = recipe.with_overrides(epochs=settings.epochs, seed=search.config.seed)
+    say(f"one-shot: training the supernet for {config.epochs} epochs ({settings.sampling} sampling)")
+    search.run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = search.run_dir / CHECKPOINT  # a search killed while the supernet trained resumes it
+    trained = train_supernet(net, data, config, sampling=settings.sampling, say=say, checkpoint=checkpoint)
+    batches = calibration_batches(data, settings.calibration, config.batch_size, config.seed)
+    subnets, rng = Subnets(net), random.Random(search.config.seed)
+    scored: dict[str, dict[str, Any]] = {}
+    began = time.perf_counter()
+    for _ in range(settings.candidates * DRAWS_PER_CANDIDATE):
+        if len(scored) == settings.candidates:
+            break
+        params = random_params(search.space, rng)
+        key = repr(sorted(params.items()))
+        if key in scored:
+            continue
+        subnet = subnets(params)
+        flops = count(subnet.spec).flops
+        if search.config.in_band(flops):
+            scored[key] = {
+                "params": params,
+                "flops": flops,
+                "score": score(net, subnet, data, batches, config.batch_size),
+            }
+    if not scored:
+        raise SandboxError(
+            f"one-shot: none of {settings.candidates * DRAWS_PER_CANDIDATE:,} random subnets fell in the FLOP band; "
+            "widen search.budget or its floor"
+        )
+    ranked = sorted(scored.values(), key=lambda c: -c["score"])
+    seconds = time.perf_counter() - began
+    say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band scored in "
+        f"{seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip
+    record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "history": trained["history"],
+              "scored": ranked}  # fmt: skip
+    (search.run_dir / RESULTS).write_text(json.dumps(record, indent=1))
+    return [c["params"] for c in ranked[: settings.top_k]]

@@ -2,7 +2,7 @@
 
 Each trial is reduced to a `Point` first, so what a figure shows can be checked without pixels:
 a trained trial at its final validation accuracy, a pruned one at the accuracy of the last epoch
-it reached, and a never-trained one (over budget, under the floor, screened out, invalid) in grey,
+it reached, and a never-trained one (over budget, under the floor, invalid) in grey,
 never at its stand-in value. Accuracies are drawn in percent.
 """
 
@@ -22,11 +22,11 @@ from matplotlib.ticker import PercentFormatter  # noqa: E402
 from matplotlib.transforms import blended_transform_factory  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from sandbox.search.record import FLOPS, INVALID, OVER_BUDGET, SCREENED_OUT, UNDER_FLOOR
+from sandbox.search.record import FLOPS, INVALID, OVER_BUDGET, UNDER_FLOOR
 from sandbox.search.results import is_result, row  # noqa: E402
 
 COMPLETE, PRUNED = "trained to the end", "pruned"
-NEVER_TRAINED = ("over budget", "under floor", "screened out", "invalid")
+NEVER_TRAINED = ("over budget", "under floor", "invalid")
 COLOURS = {COMPLETE: "tab:blue", PRUNED: "tab:orange"}
 GREY = "#9e9e9e"
 SIZE = (9, 6)
@@ -60,8 +60,6 @@ def outcome(trial: FrozenTrial) -> str | None:
         return "over budget"
     if attrs.get(UNDER_FLOOR):
         return "under floor"
-    if attrs.get(SCREENED_OUT):
-        return "screened out"
     if INVALID in attrs:
         return "invalid"
     if is_result(trial):

@@ -25,8 +25,6 @@ Trained (set as training goes, and from the run's metrics.json at its end)
 Failed
     ERROR             str    the exception, in one line
     DEVICE_LOST       bool   the GPU was lost: the worker ends and a fresh process retries the trial
-Screened
-    SCREENED_OUT      bool   a draw a surrogate screened out before training: drawn grey, never a result
 """
 
 from __future__ import annotations
@@ -47,7 +45,6 @@ IMAGES_PER_SECOND = "train_images_per_second"
 RUN_DIR = "run_dir"
 ERROR = "error"
 DEVICE_LOST = "device_lost"
-SCREENED_OUT = "screened_out"
 
 NOT_TRAINED = (OVER_BUDGET, UNDER_FLOOR)  # draws never trained for their FLOPs (true when set)
 FREE_DRAWS = (*NOT_TRAINED, INVALID, DUPLICATE_OF)  # draws that trained nothing (present when set)

@@ -6,7 +6,7 @@ Every plot shows the study's own trial numbers. The report's figures (`sandbox.s
 the trials directly. Optuna's parallel-coordinate and importance plots need a study, so they read a
 *view*: an in-memory study holding, under each trial's number, that trial if it is a result and a
 FAIL placeholder (which every plot skips) otherwise, so no stand-in value of an over-budget,
-under-floor, screened-out or invalid candidate is drawn and trial 28 stays trial 28. The view's
+under-floor or invalid candidate is drawn and trial 28 stays trial 28. The view's
 parameters carry short names (`s1.m0.b2.out` for `stages[1].modules[0].branches[2].out`), listed in
 the HTML. Importances rest on the results alone: below `MIN_IMPORTANCE_TRIALS` they are left out,
 with the count, since fANOVA on a handful of trials ranks noise.
@@ -30,7 +30,7 @@ from optuna.visualization import matplotlib as optuna_plots
 
 from sandbox.search import plots
 from sandbox.search.html import Figures, page
-from sandbox.search.record import SCREENED_OUT, SPEC
+from sandbox.search.record import SPEC
 from sandbox.search.results import choices, is_result, pareto_front, ranked, summary
 from sandbox.search.run import SearchRun
 from sandbox.search.storage import BUDGET_ATTR, STUDY_ATTR
@@ -61,7 +61,7 @@ def named_view(trials: Sequence[FrozenTrial]) -> optuna.Study:
     names = short_names(name for trial in trials for name in trial.params)
     view = optuna.create_study(direction="maximize")
     for trial in sorted(trials, key=lambda t: t.number):
-        if not (is_result(trial) and not trial.user_attrs.get(SCREENED_OUT)):
+        if not is_result(trial):
             view.add_trial(create_trial(state=TrialState.FAIL))  # keeps the numbering
             continue
         view.add_trial(
@@ -124,7 +124,7 @@ def figures(study: optuna.Study, run_dir: Path | None) -> dict[str, Callable[[],
     front = [t.number for t in pareto_front(trials)]
     view = named_view(trials)
     names = short_names(name for trial in trials for name in trial.params)
-    results = [t for t in ranked(trials) if not t.user_attrs.get(SCREENED_OUT)]
+    results = ranked(trials)
     return {
         "accuracy_vs_flops.png": lambda: plots.accuracy_vs_flops(
             shown, front, budget_mflops(study), reference_of(run_dir)

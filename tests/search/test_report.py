@@ -74,7 +74,7 @@ def make_study(run_dir: Path) -> optuna.Study:
     add(study, TrialState.COMPLETE, 0.0, None, 4e6, flops=20_000_000, over_budget=True)
     add(study, TrialState.PRUNED, None, {1: 0.5, 2: 0.55}, -13e6, flops=3_000_000, epochs_trained=2)
     add(study, TrialState.COMPLETE, 0.0, None, 1e12, invalid="stages[0]: every branch is none")
-    add(study, TrialState.COMPLETE, 0.0, None, -12e6, flops=4_000_000, params=1500, screened_out=True)
+    add(study, TrialState.COMPLETE, 0.0, None, -12e6, flops=4_000_000, params=1500, under_floor=True)
     add(study, TrialState.FAIL, error="RuntimeError: boom")
     trained(study, 0.85, 5_000_000)
     return study
@@ -111,7 +111,7 @@ def test_accuracy_vs_flops_draws_real_numbers_grey_candidates_budget_and_pruned(
     grey = labelled(figure, "never trained")
     assert list(grey.get_xdata()) == [20.0, 4.0] and grey.get_color() == plots.GREY
     assert (
-        "over budget 1" in grey.get_label() and "screened out 1" in grey.get_label() and "invalid 1" in grey.get_label()
+        "over budget 1" in grey.get_label() and "under floor 1" in grey.get_label() and "invalid 1" in grey.get_label()
     )
     assert list(labelled(figure, "budget").get_xdata()) == [16.0, 16.0]
     pruned = labelled(figure, "pruned")

@@ -24,8 +24,8 @@ from typing import Any
 import torch
 from scipy import stats
 
-from sandbox.oneshot.supernet import Supernet
-from sandbox.oneshot.train import SAMPLINGS, Subnets, calibration_batches, load_data, score, train_supernet
+from sandbox.search.oneshot.supernet import Supernet
+from sandbox.search.oneshot.train import SAMPLINGS, Subnets, calibration_batches, load_data, score, train_supernet
 from sandbox.spec.load import read_yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -167,6 +167,7 @@ def search(
     Ctrl-C stops it cleanly: the running trials are marked failed (retried on resuming) and the
     result says `interrupted`."""
     from sandbox.search.interrupt import acknowledge, stop_requests
+    from sandbox.search.oneshot.strategy import one_shot_stage
     from sandbox.search.report import record_settings, search_settings, write_report
     from sandbox.search.results import rows
     from sandbox.search.storage import fail_dead_local_trials, open_study, storage_errors
@@ -184,6 +185,7 @@ def search(
             revived = fail_dead_local_trials(study)
             if revived:
                 say(f"resuming: trials {', '.join(map(str, revived))} were cut off by a crash; marked failed, retried")
+            run = one_shot_stage(run, study, say)  # search.strategy: one-shot enqueues its picks, trials = top_k
             run = plan_workers(run, study)
             spelled = "(a mapping)" if isinstance(spec, Mapping) else str(spec)
             record_settings(study, search_settings(run, spelled))

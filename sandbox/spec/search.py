@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from sandbox.errors import SpecError
 from sandbox.spec.checks import Parse, at_least, parse_section, replace_checked
+from sandbox.spec.one_shot import without_one_shot
 
 OBJECTIVES = {("accuracy",), ("accuracy", "flops")}
 _SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9}
@@ -149,6 +150,7 @@ class SearchConfig:
 
 def search_config(section: Mapping[str, Any]) -> SearchConfig:
     """A spec's `search:` mapping checked, naming the offending key."""
+    section = without_one_shot(section)  # search.strategy and search.one_shot: `sandbox.spec.one_shot`
     budget = section.get("budget") if isinstance(section, Mapping) else None
     if isinstance(budget, Mapping) and "floor" in budget:  # the floor is spelled inside the budget
         if "floor" in section:

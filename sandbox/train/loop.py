@@ -277,7 +277,7 @@ def _loss_function(
 
 def optimizer_and_scheduler(model: nn.Module, config: TrainConfig, steps: int) -> tuple[Any, Any]:
     """The recipe's optimizer and its per-step schedule (`steps` updates an epoch): also what the
-    one-shot supernet trains with (`sandbox.oneshot.train`)."""
+    one-shot supernet trains with (`sandbox.search.oneshot.train`)."""
     optimizer = create_optimizer_v2(
         model, opt=config.optimizer, lr=config.lr, weight_decay=config.weight_decay, momentum=config.momentum
     )

@@ -12,11 +12,11 @@ import torch
 
 from sandbox.errors import SandboxError
 from sandbox.model.flops import count
-from sandbox.oneshot.supernet import Supernet
-from sandbox.oneshot.train import calibration_batches, ends, random_params, recalibrate, score, train_supernet
-from sandbox.train.config import TrainConfig
+from sandbox.search.oneshot.supernet import Supernet
+from sandbox.search.oneshot.train import calibration_batches, ends, random_params, recalibrate, score, train_supernet
+from sandbox.spec.recipe import TrainConfig
 from sandbox.train.data import Data, Split
-from tests.oneshot.test_supernet import SPACE
+from tests.search.oneshot.test_supernet import SPACE
 
 
 def tiny_data(n: int = 32) -> Data:

@@ -19,10 +19,10 @@ import torch
 
 from sandbox.errors import SandboxError
 from sandbox.model.flops import count
-from sandbox.oneshot.config import OneShotConfig, one_shot_config
-from sandbox.oneshot.supernet import Supernet
-from sandbox.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
+from sandbox.search.oneshot.supernet import Supernet
+from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
 from sandbox.search.run import SearchRun
+from sandbox.spec.one_shot import OneShotConfig, one_shot_config
 from sandbox.train.device import resolve_device
 
 RESULTS = "one_shot.json"  # in the run directory: every scored subnet, the supernet's times

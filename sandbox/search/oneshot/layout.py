@@ -24,8 +24,8 @@ from torch import nn
 
 from sandbox.errors import SpecError
 from sandbox.model.builder import MetaNorms
-from sandbox.space.primitives import DROP, NOT_SEARCHED, Primitive, Suggest, parse_primitive, primitives, sample
 from sandbox.spec.load import _call, validate
+from sandbox.spec.primitives import DROP, NOT_SEARCHED, Primitive, Suggest, parse_primitive, primitives, sample
 from sandbox.spec.schema import SPLIT_KEYS, WIDTH_KEYS, Call, ModuleSpec, Spec
 
 Shape = tuple[int, int, int]

@@ -26,16 +26,16 @@ from optuna.distributions import CategoricalDistribution
 from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, describe
-from sandbox.oneshot.layout import Subnet, recording
-from sandbox.oneshot.supernet import Supernet
+from sandbox.runs import atomic_write
+from sandbox.search.oneshot.layout import Subnet, recording
+from sandbox.search.oneshot.supernet import Supernet
 from sandbox.space.bounds import random_suggest
-from sandbox.space.primitives import DROP, Primitive, sample
+from sandbox.spec.primitives import DROP, Primitive, sample
+from sandbox.spec.recipe import TrainConfig
 from sandbox.train.augment import Augmenter
 from sandbox.train.checkpoint import TrainingState, first_difference
-from sandbox.train.config import TrainConfig
 from sandbox.train.data import Data, Split, load_for, to_float
 from sandbox.train.loop import normalized, optimizer_and_scheduler
-from sandbox.train.rundir import atomic_write
 
 Sampling = Literal["uniform", "sandwich"]
 SAMPLINGS: tuple[Sampling, ...] = ("uniform", "sandwich")

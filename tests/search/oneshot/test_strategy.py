@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from sandbox import SpecError
-from sandbox.search.config import search_config
+from sandbox.spec.search import search_config
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 from tests.search.test_end_to_end import load, run_search

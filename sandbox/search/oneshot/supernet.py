@@ -7,7 +7,7 @@ at its widest widths and input, and a subnet's call runs the plugin's own module
 channels of each tensor: all widths train the same weights, as in Once-for-All. Any other plugin's
 alternative holds one module per combination of widths and input width: separate weights, and
 nothing asked of the plugin. Batch-norm statistics are shared slices as well, right for no subnet:
-`sandbox.oneshot.train.recalibrate` measures them for the subnet about to be scored.
+`sandbox.search.oneshot.train.recalibrate` measures them for the subnet about to be scored.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from timm.layers import get_act_layer
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from sandbox.oneshot.layout import (
+from sandbox.search.oneshot.layout import (
     Alternative,
     AltKey,
     Subnet,
@@ -35,8 +35,8 @@ from sandbox.oneshot.layout import (
     select,
     widths_of,
 )
-from sandbox.space.primitives import lowest, sample
 from sandbox.spec.load import validate
+from sandbox.spec.primitives import lowest, sample
 
 SHARED_LEAVES = (nn.Conv2d, nn.BatchNorm2d, nn.Linear)  # the layers whose channels slice meaningfully
 

@@ -1,5 +1,5 @@
 """`search.strategy` and `search.one_shot`: the keys of a weight-sharing search, read apart from
-the rest of `search:` so that the default search's settings (`sandbox.search.config`) stay as they are.
+the rest of `search:` so that the default search's settings (`sandbox.spec.search`) stay as they are.
 
     search:
       strategy: one-shot            # default: every candidate trained from scratch

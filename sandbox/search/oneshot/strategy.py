@@ -19,6 +19,7 @@ import torch
 
 from sandbox.errors import SandboxError
 from sandbox.model.flops import count
+from sandbox.search.ceiling import DRAWS_PER_TRIAL  # the same cap on draws as the default search
 from sandbox.search.oneshot.supernet import Supernet
 from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
 from sandbox.search.run import SearchRun
@@ -27,7 +28,6 @@ from sandbox.train.device import resolve_device
 
 RESULTS = "one_shot.json"  # in the run directory: every scored subnet, the supernet's times
 CHECKPOINT = "supernet.pt"  # in the run directory: the supernet after its last epoch
-DRAWS_PER_CANDIDATE = 50  # draws that may fall outside the band before the search stops looking
 
 
 def one_shot_stage(search: SearchRun, study: optuna.Study, say: Callable[[str], None] = print) -> SearchRun:
@@ -62,7 +62,7 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     subnets, rng = Subnets(net), random.Random(search.config.seed)
     scored: dict[str, dict[str, Any]] = {}
     began = time.perf_counter()
-    for _ in range(settings.candidates * DRAWS_PER_CANDIDATE):
+    for _ in range(settings.candidates * DRAWS_PER_TRIAL):
         if len(scored) == settings.candidates:
             break
         params = random_params(search.space, rng)
@@ -79,7 +79,7 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
             }
     if not scored:
         raise SandboxError(
-            f"one-shot: none of {settings.candidates * DRAWS_PER_CANDIDATE:,} random subnets fell in the FLOP band; "
+            f"one-shot: none of {settings.candidates * DRAWS_PER_TRIAL:,} random subnets fell in the FLOP band; "
             "widen search.budget or its floor"
         )
     ranked = sorted(scored.values(), key=lambda c: -c["score"])

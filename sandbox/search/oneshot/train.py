@@ -34,8 +34,8 @@ from sandbox.spec.primitives import DROP, Primitive, sample
 from sandbox.spec.recipe import TrainConfig
 from sandbox.train.augment import Augmenter
 from sandbox.train.checkpoint import TrainingState, first_difference
-from sandbox.train.data import Data, Split, load_for, to_float
-from sandbox.train.loop import normalized, optimizer_and_scheduler
+from sandbox.train.data import Data, load_for, to_float
+from sandbox.train.loop import accuracy, normalized, optimizer_and_scheduler
 
 Sampling = Literal["uniform", "sandwich"]
 SAMPLINGS: tuple[Sampling, ...] = ("uniform", "sandwich")
@@ -212,17 +212,19 @@ def recalibrate(net: Supernet, subnet: Subnet, batches: list[Tensor]) -> None:
         net.eval()
 
 
+class SubnetView(nn.Module):
+    """One subnet of the supernet as a plain module, so the trainer's evaluation runs it."""
+
+    def __init__(self, net: Supernet, subnet: Subnet) -> None:
+        super().__init__()
+        self.net, self.subnet = net, subnet
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x, self.subnet)
+
+
 @torch.no_grad()
-def accuracy(net: Supernet, subnet: Subnet, split: Split, batch: int) -> float:
-    net.eval()
-    right = 0
-    for start in range(0, len(split), batch):
-        logits = net(to_float(split.window(start, start + batch), channels_last=False), subnet)
-        right += int((logits.argmax(1) == split.labels[start : start + batch]).sum())
-    return right / len(split)
-
-
 def score(net: Supernet, subnet: Subnet, data: Data, batches: list[Tensor], batch: int) -> float:
     """The subnet's validation accuracy with inherited weights and its own batch-norm statistics."""
     recalibrate(net, subnet, batches)
-    return accuracy(net, subnet, data.val, batch)
+    return accuracy(SubnetView(net, subnet), data.val, batch=batch)

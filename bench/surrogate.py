@@ -19,6 +19,7 @@ on the table before it is used.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -217,8 +218,7 @@ class FastCounts:
         for key, make in self._walk(spec):
             part_flops, part_params, shape = self._part(key(shape), make, shape)
             flops, params = flops + part_flops, params + part_params
-        head = Head(shape[0], spec.classes, spec.dropout)
-        return Counts(params + sum(p.numel() for p in head.parameters()), flops + 2 * shape[0] * spec.classes, ())
+        return Counts(params + _head_params(shape[0], spec.classes), flops + 2 * shape[0] * spec.classes, ())
 
     @staticmethod
     def _walk(spec: Spec) -> Iterable[tuple[Any, Any]]:
@@ -246,6 +246,11 @@ class FastCounts:
                 module.eval()(torch.empty(1, *shape, device="meta"))
             self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), tuple(out))
         return self._parts[key]
+
+
+@functools.cache
+def _head_params(channels: int, classes: int) -> int:
+    return sum(p.numel() for p in Head(channels, classes, 0.0).parameters())
 
 
 def check_counts(fast: FastCounts, records: Sequence[Mapping[str, Any]], base: Path) -> None:

@@ -1,8 +1,9 @@
 """`search_vs_random.py --surrogate TABLE`: search strategies compared on a surrogate, hundreds of paired seeds.
 
-Each strategy runs the project's own search code (its Optuna sampler seeded as a search seeds it, the
-`Objective` that draws, counts, rejects candidates outside the FLOP band and answers repeats, and
-`--trials` counted as `sandbox.search.ceiling` counts them) with one change: training a candidate
+Each strategy runs the project's own search code (its Optuna sampler seeded as a search seeds it,
+random sampling's draws inside the FLOP band (`sandbox.search.band`), the `Objective` that counts,
+rejects a model-based sampler's candidates outside the band and answers repeats, and `--trials`
+counted as `sandbox.search.ceiling` counts them) with one change: training a candidate
 returns a draw from the surrogate (`surrogate.py`): its mean plus the run-to-run noise. A strategy
 picks the candidate with the best observed validation accuracy among the trainings its compute pays
 for (E epochs / epochs per candidate); the pick is judged by its surrogate *mean*, so the figure is
@@ -34,9 +35,11 @@ from search_efficiency import make_run
 from surrogate import FastCounts, Surrogate, TableError, check_counts, fit, read_table
 
 import sandbox.search.objective as objective_module
+from sandbox.search.band import band_draws
 from sandbox.search.ceiling import CeilingReached, SharedStudy
 from sandbox.search.config import make_sampler
 from sandbox.search.objective import Objective
+from sandbox.search.record import DRAWS
 from sandbox.search.run import SearchRun
 from sandbox.search.sampler import TrialSeeded
 from sandbox.spec.load import Spec
@@ -94,11 +97,13 @@ def simulate(task: tuple[str, int, int]) -> tuple[str, int, list[tuple[float, fl
         storage = optuna.storages.InMemoryStorage()
         optuna.create_study(storage=storage, study_name=run.name, directions=run.config.directions)
         sampler = TrialSeeded(partial(make_sampler, run.config), run.config.seed)
-        study = SharedStudy(run.name, storage, sampler, optuna.pruners.NopPruner(), ceiling=trainings)
+        draw = band_draws(run, _state["counter"])  # random sampling draws inside the band, as a search does
+        study = SharedStudy(run.name, storage, sampler, optuna.pruners.NopPruner(), ceiling=trainings, draw=draw)
         training = SurrogateTraining(_state["surrogate"], _state["counter"], seed)
         with contextlib.suppress(CeilingReached):  # --trials trained, or the draws ran out
             study.optimize(Objective(run, "cpu", train=training), catch=(Exception,))
-        return name, seed, training.trained, len(study.trials)
+        drawn = sum(trial.user_attrs.get(DRAWS, 1) for trial in study.get_trials(deepcopy=False))
+        return name, seed, training.trained, drawn
 
 
 def pick_score(trained: list[tuple[float, float]], count: int) -> float:

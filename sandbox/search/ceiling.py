@@ -3,7 +3,8 @@
 `--trials N` trains N networks: a draw outside the FLOP band, an invalid one and a repeat of a
 trained candidate cost no training and take no place (`FREE_DRAWS`). So that a band holding few or
 no candidates cannot make a search draw for ever, a study holds at most `DRAWS_PER_TRIAL` draws per
-place; past that it ends with `DrawsExhausted`, one line saying why.
+place; past that it ends with `DrawsExhausted`, one line saying why. (Random sampling makes no trial
+of a draw outside the band at all: `sandbox.search.band`, whose own cap ends it alike.)
 
 Optuna's MaxTrialsCallback counts finished trials only, so N processes sharing a study each start
 one more trial when the target is near and end at `[8/6]`. Here a trial counts from the moment it
@@ -19,8 +20,9 @@ so there two processes asking at the same instant may end one trial over.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.storages import RDBStorage
@@ -46,7 +48,7 @@ class DrawsExhausted(CeilingReached):
 
 def is_free_draw(trial: FrozenTrial) -> bool:
     """A trial that trained nothing: outside the band, invalid, or a repeat answered from an earlier one."""
-    return any(key in trial.user_attrs for key in FREE_DRAWS)
+    return not trial.user_attrs.keys().isdisjoint(FREE_DRAWS)
 
 
 def retried(trials: Sequence[FrozenTrial]) -> set[int]:
@@ -75,27 +77,40 @@ class SharedStudy(optuna.Study):
         sampler: optuna.samplers.BaseSampler,
         pruner: optuna.pruners.BasePruner,
         ceiling: int | None = None,
+        draw: Callable[[int], tuple[dict[str, Any], dict[str, Any]]] | None = None,
     ) -> None:
+        """`draw(number)`: the params and user attrs of trial `number`, enqueued before it is created
+        (`sandbox.search.band`); None: the sampler proposes them."""
         super().__init__(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
         self.ceiling = ceiling
+        self.draw = draw
         self._rdb = storage
 
     def ask(self, fixed_distributions: dict | None = None) -> Trial:
-        if self.ceiling is None:
+        if self.ceiling is None and self.draw is None:
             return super().ask(fixed_distributions)
         with creation_lock(self._rdb, self._study_id):
             trials = self.get_trials(deepcopy=False)
-            waiting = any(trial.state == TrialState.WAITING for trial in trials)
-            places = len(counted(trials))
-            if not waiting and places >= self.ceiling:
-                raise CeilingReached(f"{self.ceiling} trials are stored, running or waiting")
-            if not waiting and len(trials) >= DRAWS_PER_TRIAL * self.ceiling:
-                raise DrawsExhausted(
-                    f"stopped after {len(trials):,} draws with {places} of {self.ceiling} candidates trained: "
-                    "almost every draw falls outside the FLOP band, is invalid or repeats a trained candidate "
-                    "(widen search.budget or lower its floor)"
-                )
-            return super().ask(fixed_distributions)  # takes a waiting trial first
+            if any(trial.state == TrialState.WAITING for trial in trials):
+                return super().ask(fixed_distributions)  # takes the waiting trial
+            if self.ceiling is not None:
+                self._check_places(trials, self.ceiling)
+            if self.draw is not None:
+                params, attrs = self.draw(len(trials))  # the trial's number: no other process creates one now
+                self.enqueue_trial(params, user_attrs=attrs)
+            return super().ask(fixed_distributions)
+
+    @staticmethod
+    def _check_places(trials: Sequence[FrozenTrial], ceiling: int) -> None:
+        places = len(counted(trials))
+        if places >= ceiling:
+            raise CeilingReached(f"{ceiling} trials are stored, running or waiting")
+        if len(trials) >= DRAWS_PER_TRIAL * ceiling:
+            raise DrawsExhausted(
+                f"stopped after {len(trials):,} draws with {places} of {ceiling} candidates trained: "
+                "almost every draw falls outside the FLOP band, is invalid or repeats a trained candidate "
+                "(widen search.budget or lower its floor)"
+            )
 
 
 @contextlib.contextmanager

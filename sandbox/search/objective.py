@@ -4,8 +4,9 @@ Everything durable lives in the study's storage (SQLite in the run directory by 
 Optuna storage URL otherwise): trials, their concrete specs and FLOPs, and the space's fingerprint,
 so a rerun resumes, workers on other machines join, and a changed space is refused.
 
-Candidates outside the band (over the budget, or under `search.budget.floor`): their FLOPs are
-counted before training, they are never trained, and they end COMPLETE with a pessimistic stand-in
+Candidates outside the band (over the budget, or under `search.budget.floor`): random sampling
+never makes a trial of one (`sandbox.search.band`). A model-based sampler's proposal outside it is
+counted before training, never trained, and ends COMPLETE with a pessimistic stand-in
 value (accuracy 0) plus a violated constraint (the FLOPs outside the band). COMPLETE because GP and
 NSGA-II learn only from complete trials; the constraint makes every sampler treat them as infeasible
 and `study.best_trial(s)` skip them; the `over_budget` / `under_floor` attribute keeps the stand-in
@@ -55,7 +56,7 @@ from sandbox.search.record import (
 from sandbox.search.results import is_result
 from sandbox.search.run import THIS_WORKER, SearchRun
 from sandbox.spec.load import validate
-from sandbox.spec.primitives import Primitive, sample
+from sandbox.spec.primitives import Primitive
 from sandbox.train.device import is_device_lost
 
 # libyaml's emitter where PyYAML was built with it: every draw's spec is stored, and the pure-Python
@@ -75,18 +76,6 @@ def suggest_with(trial: Trial) -> Callable[[Primitive], Any]:
         return trial.suggest_int(primitive.path, dist.low, dist.high, log=dist.log, step=dist.step)
 
     return suggest
-
-
-def concrete_spec(run: SearchRun, trial: Trial) -> dict[str, Any]:
-    """The trial's concrete spec: sampled values, absolute plugin paths, no `search:` section."""
-    raw = sample(run.space, suggest_with(trial))
-    raw.pop("search", None)
-    raw["name"] = f"{run.name}-trial{trial.number}"
-    plugins = [str((run.base / p).resolve()) for p in raw.get("plugins") or []]
-    plugins += [str(p) for p in run.plugin_files if str(p) not in plugins]
-    if plugins:
-        raw["plugins"] = plugins
-    return raw
 
 
 class Objective:
@@ -113,12 +102,12 @@ class Objective:
 
     def _evaluate(self, trial: Trial) -> float | tuple[float, float]:
         run, config = self.run, self.run.config
-        raw = concrete_spec(run, trial)
-        trial.set_user_attr(SPEC, yaml.dump(raw, Dumper=SAFE_DUMPER, sort_keys=False))
+        raw = run.concrete_spec(suggest_with(trial), trial.number)
         try:
             spec = validate(raw, base=run.base)
             counts = count(spec)
         except SpecError as err:  # e.g. every branch of a module chosen `none`
+            self._store_spec(trial, raw)
             trial.set_user_attr(INVALID, str(err))
             set_budget_constraint(trial, 1e12)  # finite: GP models constraint values
             return self._stand_in(0)
@@ -134,6 +123,7 @@ class Objective:
         if under > 0:
             trial.set_user_attr(UNDER_FLOOR, True)
             return self._stand_in(counts.flops)
+        self._store_spec(trial, raw)
         earlier = self._same_candidate(trial, raw, self.run.config.trial_epochs(spec.train.epochs))
         if earlier is not None:  # samplers do propose a trained candidate again: reuse its result
             trial.set_user_attr(DUPLICATE_OF, earlier.number)
@@ -141,6 +131,13 @@ class Objective:
                 trial.set_user_attr(key, earlier.user_attrs.get(key))
             return tuple(earlier.values) if config.multi_objective else earlier.values[0]
         return self._train(trial, spec, counts.flops)
+
+    @staticmethod
+    def _store_spec(trial: Trial, raw: Mapping[str, Any]) -> None:
+        """Every draw but those outside the band: a band may reject ten draws per training, and their
+        specs would be most of the study's storage and a seventh of a draw's time; their parameters
+        and FLOPs say what they were."""
+        trial.set_user_attr(SPEC, yaml.dump(raw, Dumper=SAFE_DUMPER, sort_keys=False))
 
     def _same_candidate(self, trial: Trial, raw: Mapping[str, Any], epochs: int) -> FrozenTrial | None:
         """A finished trial that trained this network with this recipe: the same concrete spec, as many

@@ -5,12 +5,15 @@ plots, progress, the reference comparison, bench/) uses the names below, never t
 
 Every trial
     WORKER            str    `host:pid` of the process that ran it (a crashed one's trials are failed on resume)
-    SPEC              str    its concrete spec, YAML (name, plugins made absolute, no `search:`)
+    SPEC              str    its concrete spec, YAML (name, plugins made absolute, no `search:`); not
+                             stored for a draw outside the FLOP band, which its params and FLOPS describe
 Drawn but never trained (the trial ends COMPLETE with a stand-in value and a violated constraint)
     INVALID           str    why the drawn spec is no network (the SpecError's line)
     OVER_BUDGET       bool   its FLOPs are over `search.budget`
     UNDER_FLOOR       bool   its FLOPs are under the budget's floor
     DUPLICATE_OF      int    the trial that trained this very candidate; its results are copied here
+Drawn inside the band by random sampling (`sandbox.search.band`), which makes no trial of a draw outside it
+    DRAWS             int    the random draws it took to find this candidate (itself included)
 Counted before training (every valid draw)
     FLOPS             int    forward FLOPs per image
     PARAMS            int    parameters
@@ -35,6 +38,7 @@ INVALID = "invalid"
 OVER_BUDGET = "over_budget"
 UNDER_FLOOR = "under_floor"
 DUPLICATE_OF = "duplicate_of"
+DRAWS = "draws"
 FLOPS = "flops"
 PARAMS = "params"
 EPOCHS_TRAINED = "epochs_trained"

@@ -18,7 +18,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError
-from sandbox.spec.primitives import NOT_SEARCHED
+from sandbox.spec.primitives import NOT_SEARCHED, Suggest, sample
 from sandbox.spec.recipe import TrainConfig
 from sandbox.spec.search import SearchConfig
 
@@ -46,6 +46,18 @@ class SearchRun:
     plugin_files: tuple[Path, ...] = ()  # from --plugin, absolute
     reference: Path | None = None  # search.reference, resolved and checked before any training
     threads: int | None = None  # --threads: CPU threads per worker; None = each worker's share of the cores
+
+    def concrete_spec(self, suggest: Suggest, number: int) -> dict[str, Any]:
+        """Trial `number`'s concrete spec, its values from `suggest`: absolute plugin paths (`--plugin`
+        files included), no `search:` section."""
+        raw = sample(self.space, suggest)
+        raw.pop("search", None)
+        raw["name"] = f"{self.name}-trial{number}"
+        plugins = [str((self.base / p).resolve()) for p in raw.get("plugins") or []]
+        plugins += [str(p) for p in self.plugin_files if str(p) not in plugins]
+        if plugins:
+            raw["plugins"] = plugins
+        return raw
 
     def trial_dir(self, number: int) -> Path:
         return self.run_dir / "trials" / f"{number:04d}"

@@ -35,6 +35,7 @@ import sqlalchemy.exc
 from optuna.trial import TrialState
 
 from sandbox.errors import SandboxError, SpecError
+from sandbox.search.band import band_draws
 from sandbox.search.ceiling import SharedStudy, creation_lock
 from sandbox.search.config import make_pruner, make_sampler
 from sandbox.search.record import WORKER
@@ -186,7 +187,7 @@ def open_study(run: SearchRun, ceiling: int | None = None) -> SharedStudy:
     optuna.create_study(study_name=run.name, storage=storage, directions=run.config.directions, load_if_exists=True)
     config = run.config
     sampler = TrialSeeded(partial(make_sampler, config), config.seed)
-    study = SharedStudy(run.name, storage, sampler, make_pruner(config), ceiling)
+    study = SharedStudy(run.name, storage, sampler, make_pruner(config), ceiling, band_draws(run))
     expected = expected_attrs(run)
     if not study.user_attrs and not study.get_trials(deepcopy=False):
         study.set_user_attr(STUDY_ATTR, expected)  # a new study; of processes creating it at once, one writes

@@ -8,18 +8,19 @@ samples. Every candidate is counted the one documented way (`sandbox.model.flops
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 
 from sandbox.errors import SpecError
 from sandbox.model.flops import count
 from sandbox.spec.load import validate
-from sandbox.spec.primitives import Primitive, lowest, sample
+from sandbox.spec.primitives import Primitive, Suggest, lowest, recording, sample
 
 
 @dataclass(frozen=True)
@@ -71,17 +72,30 @@ def _extreme(space: Mapping[str, Any], base: Path, direction: int) -> int | None
     return best
 
 
-def random_suggest(rng: random.Random):
+def random_suggest(rng: random.Random) -> Suggest:
+    """A `Suggest` drawing each primitive uniformly, as Optuna's RandomSampler does: a choice's options
+    alike, a number uniformly on its steps, or on a log scale with `log: true`."""
+
     def suggest(primitive: Primitive) -> Any:
         dist = primitive.distribution
         if isinstance(dist, CategoricalDistribution):
             return rng.choice(dist.choices)
+        if dist.log:
+            drawn = math.exp(rng.uniform(math.log(dist.low), math.log(dist.high)))
+            return min(max(round(drawn), dist.low), dist.high) if isinstance(dist, IntDistribution) else drawn
         if dist.step:
             steps = int(round((dist.high - dist.low) / dist.step))
             return type(dist.low)(dist.low + dist.step * rng.randint(0, steps))
         return rng.uniform(dist.low, dist.high)
 
     return suggest
+
+
+def random_params(space: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+    """The Optuna params of a candidate drawn uniformly, primitive by primitive, as random sampling draws."""
+    params: dict[str, Any] = {}
+    sample(space, recording(random_suggest(rng), params))
+    return params
 
 
 def no_valid_candidate(space: Mapping[str, Any], base: Path) -> SpecError:

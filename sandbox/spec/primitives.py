@@ -60,6 +60,16 @@ class Primitive:
 Suggest = Callable[[Primitive], Any]  # returns a value the primitive's distribution allows
 
 
+def recording(suggest: Suggest, params: dict[str, Any]) -> Suggest:
+    """`suggest`, writing what it suggests into `params`, keyed as Optuna's trial params are (the paths)."""
+
+    def record(primitive: Primitive) -> Any:
+        value = params[primitive.path] = suggest(primitive)
+        return value
+
+    return record
+
+
 def lowest(primitive: Primitive) -> Any:
     """A `Suggest` giving each number its low end and each choice its first option."""
     dist = primitive.distribution

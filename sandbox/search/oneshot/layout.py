@@ -25,7 +25,16 @@ from torch import nn
 from sandbox.errors import SpecError
 from sandbox.model.builder import MetaNorms
 from sandbox.spec.load import _call, validate
-from sandbox.spec.primitives import DROP, NOT_SEARCHED, Primitive, Suggest, parse_primitive, primitives, sample
+from sandbox.spec.primitives import (
+    DROP,
+    NOT_SEARCHED,
+    Primitive,
+    Suggest,
+    parse_primitive,
+    primitives,
+    recording,
+    sample,
+)
 from sandbox.spec.schema import SPLIT_KEYS, WIDTH_KEYS, Call, ModuleSpec, Spec
 
 Shape = tuple[int, int, int]
@@ -136,16 +145,6 @@ def params_suggest(params: Mapping[str, Any]) -> Suggest:
         return params[primitive.path]
 
     return suggest
-
-
-def recording(suggest: Suggest, params: dict[str, Any]) -> Suggest:
-    """`suggest`, writing what it suggests into `params` (a sampled subnet's trial params)."""
-
-    def record(primitive: Primitive) -> Any:
-        value = params[primitive.path] = suggest(primitive)
-        return value
-
-    return record
 
 
 def select(space: Mapping[str, Any], params: Mapping[str, Any], base: Path) -> Subnet:

@@ -21,8 +21,9 @@ from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.search.ceiling import DRAWS_PER_TRIAL  # the same cap on draws as the default search
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, random_params, score, train_supernet
+from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, score, train_supernet
 from sandbox.search.run import SearchRun
+from sandbox.space.bounds import random_params
 from sandbox.spec.one_shot import OneShotConfig, one_shot_config
 from sandbox.train.device import resolve_device
 

@@ -27,10 +27,10 @@ from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, describe
 from sandbox.runs import atomic_write
-from sandbox.search.oneshot.layout import Subnet, recording
+from sandbox.search.oneshot.layout import Subnet
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.space.bounds import random_suggest
-from sandbox.spec.primitives import DROP, Primitive, sample
+from sandbox.space.bounds import random_params
+from sandbox.spec.primitives import DROP, Primitive, recording, sample
 from sandbox.spec.recipe import TrainConfig
 from sandbox.train.augment import Augmenter
 from sandbox.train.checkpoint import TrainingState, first_difference
@@ -83,13 +83,6 @@ def load_data(net: Supernet, device: torch.device | str, data_dir: Path | None =
     net.mean.copy_(torch.tensor(spec.mean).view_as(net.mean))
     net.std.copy_(torch.tensor(spec.std).view_as(net.std))
     return data, spec.train
-
-
-def random_params(space: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
-    """The Optuna params of a candidate drawn uniformly, primitive by primitive, as random sampling draws."""
-    params: dict[str, Any] = {}
-    sample(space, recording(random_suggest(rng), params))
-    return params
 
 
 class Subnets:

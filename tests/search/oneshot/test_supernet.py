@@ -15,11 +15,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from sandbox import SpecError, register_branch
 from sandbox.model.builder import build
 from sandbox.model.flops import count
-from sandbox.search.oneshot.layout import recording
 from sandbox.search.oneshot.supernet import Supernet
 from sandbox.space.bounds import random_suggest
 from sandbox.spec.load import read_yaml
-from sandbox.spec.primitives import sample
+from sandbox.spec.primitives import recording, sample
 
 SPACE: dict[str, Any] = {
     "name": "tiny-space",

@@ -13,7 +13,8 @@ import torch
 from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import calibration_batches, ends, random_params, recalibrate, score, train_supernet
+from sandbox.search.oneshot.train import calibration_batches, ends, recalibrate, score, train_supernet
+from sandbox.space.bounds import random_params
 from sandbox.spec.recipe import TrainConfig
 from sandbox.train.data import Data, Split
 from tests.search.oneshot.test_supernet import SPACE

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sandbox.runs import Run
 
 if TYPE_CHECKING:
+    from sandbox.export.source import Exportable
     from sandbox.search.flow import SearchResult
 
 EpochHook = Callable[[int, dict[str, Any]], None]
@@ -126,13 +127,36 @@ def export(
     out: str | Path | None = None,
     weights: str | Path | None = None,
     plugins: Sequence[str | Path] = (),
+    subnet: int | None = None,
+    data_dir: str | Path | None = None,
 ) -> list[Path]:
     """Write a run's network (a search's run directory stands for its best trial; a spec file exports
-    untrained, or with `weights`) as a standalone `format` file; returns the files written."""
+    untrained, or with `weights`; `subnet=K`: a one-shot search's K-th best scored subnet with the
+    supernet's weights, its batch norms measured on the search's data in `data_dir`) as a standalone
+    `format` file; returns the files written."""
     from sandbox.export import export as write_export
+    from sandbox.export import write
 
     source = run.path if isinstance(run, Run) else run
-    return write_export(source, out, fmt=format, weights=weights, plugin_files=plugins)
+    if subnet is None:
+        return write_export(source, out, fmt=format, weights=weights, plugin_files=plugins)
+    return write(
+        subnet_exportable(source, subnet, data_dir=data_dir, plugins=plugins), Path(out) if out else None, format
+    )
+
+
+def subnet_exportable(
+    run_dir: str | Path, rank: int, *, data_dir: str | Path | None = None, plugins: Sequence[str | Path] = ()
+) -> Exportable:
+    """A one-shot search's `rank`-th best scored subnet (1 = best) with the supernet's weights, ready for
+    `sandbox.export.write`: the same network an export of its concrete spec with those weights gives."""
+    from sandbox.export.source import Exportable, class_names
+    from sandbox.search.oneshot.export import inherited_subnet
+
+    found = inherited_subnet(
+        Path(run_dir), rank, data_dir=Path(data_dir) if data_dir is not None else None, plugin_files=plugins
+    )
+    return Exportable(found.spec, found.model, found.checkpoint, found.origin, found.accuracy, class_names(found.spec))
 
 
 def evaluate(

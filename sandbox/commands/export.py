@@ -1,7 +1,8 @@
 """`sandbox export SOURCE`: a standalone model file from a run directory or a spec.
 
-SOURCE is a `sandbox train` run directory, a `sandbox search` run directory (its best trial), or a
-spec file (with `--weights FILE` for trained weights, without for an untrained network).
+SOURCE is a `sandbox train` run directory, a `sandbox search` run directory (its best trial; with
+`--subnet K`, a one-shot search's K-th best scored subnet with the supernet's weights), or a spec file
+(with `--weights FILE` for trained weights, without for an untrained network).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from sandbox.commands import add_plugin_option
+from sandbox.errors import SpecError
 from sandbox.export import FORMATS
 
 
@@ -29,6 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, help="file to write (default: the spec's name, in the current directory)")
     parser.add_argument("--weights", type=Path, help="weights (.safetensors or .pt state dict) instead of the run's")
+    parser.add_argument(
+        "--subnet",
+        type=int,
+        metavar="K",
+        help="a one-shot search run: its K-th best scored subnet, with the supernet's weights (1 = the best)",
+    )
+    parser.add_argument("--data-dir", type=Path, help="with --subnet: where the search's dataset is")
     add_plugin_option(parser)
     parser.set_defaults(run=run)
 
@@ -37,7 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from sandbox.export import write
     from sandbox.export.source import resolve
 
-    exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
+    if args.subnet is not None:
+        from sandbox.api import subnet_exportable
+
+        if args.weights is not None:
+            raise SpecError("--weights", "a subnet's weights are the supernet's; leave out --weights with --subnet")
+        exportable = subnet_exportable(args.source, args.subnet, data_dir=args.data_dir, plugins=args.plugin)
+    else:
+        exportable = resolve(args.source, weights=args.weights, plugin_files=args.plugin)
     for path in write(exportable, args.out, args.format):
         print(f"wrote {path} ({_describe(path)})")
     if exportable.weights_origin is None:

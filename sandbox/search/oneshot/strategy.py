@@ -88,6 +88,6 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band scored in "
         f"{seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip
     record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "history": trained["history"],
-              "scored": ranked}  # fmt: skip
+              "seed": config.seed, "scored": ranked}  # fmt: skip
     (search.run_dir / RESULTS).write_text(json.dumps(record, indent=1))
     return [c["params"] for c in ranked[: settings.top_k]]

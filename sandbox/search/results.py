@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sandbox.paired import LEVEL, Paired, compare, unpack
 from sandbox.search.record import (
     CORRECT_VAL,
+    DRAWS,
     DUPLICATE_OF,
     EPOCHS_TRAINED,
     ERROR,
@@ -210,8 +211,16 @@ def summary(trials: Sequence[FrozenTrial]) -> str:
         f"{n(lambda t: DUPLICATE_OF in t.user_attrs)} repeats, "
         f"{n(lambda t: t.state == TrialState.FAIL)} failed, "
         f"{n(lambda t: t.state == TrialState.RUNNING)} running; "
-        f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all"
+        f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all{band_draws(trials)}"
     )
+
+
+def band_draws(trials: Sequence[FrozenTrial]) -> str:
+    """What random sampling drew to find its trials in the band (`sandbox.search.band`); "" for other samplers."""
+    drawn = [t.user_attrs[DRAWS] for t in trials if DRAWS in t.user_attrs]
+    if not drawn:
+        return ""
+    return f"; {sum(drawn):,} random draws, {sum(drawn) - len(drawn):,} of them outside the FLOP band (never trials)"
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial | None:

@@ -3,11 +3,12 @@ the rest of `search:` so that the default search's settings (`sandbox.spec.searc
 
     search:
       strategy: one-shot            # default: every candidate trained from scratch
-      one_shot: {epochs: 64, sampling: uniform, candidates: 200, top_k: 3, calibration: 8}
+      one_shot: {epochs: 64, sampling: uniform, candidates: 200, top_k: 3, calibration: 8, sampler: random}
 
 `epochs` trains the supernet (the `train:` recipe's schedule stretched to them; default: the
 recipe's own), `sampling` is `uniform` (SPOS) or `sandwich`, `candidates` subnets in the budget band
-are scored with inherited weights, and the `top_k` best are trained as ordinary trials of the study.
+are scored with inherited weights (drawn at random, or proposed by TPE from the scores so far:
+`sampler`), and the `top_k` best are trained as ordinary trials of the study.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class OneShotConfig:
     candidates: Count = 200
     top_k: Count = 3
     calibration: Count = 8  # training batches each subnet's batch norms are measured on
+    sampler: Literal["random", "tpe"] = "random"  # which subnets are scored (`sandbox.search.oneshot.explore`)
 
 
 def without_one_shot(section: Any) -> Any:

@@ -11,6 +11,7 @@ import sandbox.search.band
 from sandbox.search.band import InBandDraws, band_draws
 from sandbox.search.ceiling import CeilingReached, DrawsExhausted, counted
 from sandbox.search.objective import Objective
+from sandbox.search.results import summary
 from sandbox.search.storage import open_study
 from tests.search.test_objective import make_run, stand_in
 
@@ -24,7 +25,11 @@ def test_a_random_search_makes_trials_of_candidates_inside_the_band_only(tmp_pat
     assert len(counted(trials)) == len(calls) == 4
     assert all(t.state == TrialState.COMPLETE and 1_000_000 <= t.user_attrs["flops"] <= 2_000_000 for t in trials)
     assert all("duplicate_of" in t.user_attrs for t in trials if t not in counted(trials))  # repeats in a tiny band
-    assert sum(t.user_attrs["draws"] for t in trials) > len(trials)  # draws outside the band made no trial
+    drawn = sum(t.user_attrs["draws"] for t in trials)
+    assert drawn > len(trials)  # draws outside the band made no trial
+    assert summary(trials).endswith(
+        f"; {drawn} random draws, {drawn - len(trials)} of them outside the FLOP band (never trials)"
+    )
 
 
 def test_a_seed_draws_the_same_candidate_for_a_trial_number(tmp_path: Path) -> None:

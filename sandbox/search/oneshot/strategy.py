@@ -8,9 +8,8 @@ search killed while the supernet trained goes on from its last epoch (RUN_DIR/su
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -20,10 +19,10 @@ import torch
 from sandbox.errors import SandboxError
 from sandbox.model.flops import count
 from sandbox.search.ceiling import DRAWS_PER_TRIAL  # the same cap on draws as the default search
+from sandbox.search.oneshot.explore import explore
 from sandbox.search.oneshot.supernet import Supernet
 from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, score, train_supernet
 from sandbox.search.run import SearchRun
-from sandbox.space.bounds import random_params
 from sandbox.spec.one_shot import OneShotConfig, one_shot_config
 from sandbox.train.device import resolve_device
 
@@ -60,30 +59,23 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     checkpoint = search.run_dir / CHECKPOINT  # a search killed while the supernet trained resumes it
     trained = train_supernet(net, data, config, sampling=settings.sampling, say=say, checkpoint=checkpoint)
     batches = calibration_batches(data, settings.calibration, config.batch_size, config.seed)
-    subnets, rng = Subnets(net), random.Random(search.config.seed)
-    scored: dict[str, dict[str, Any]] = {}
-    began = time.perf_counter()
-    for _ in range(settings.candidates * DRAWS_PER_TRIAL):
-        if len(scored) == settings.candidates:
-            break
-        params = random_params(search.space, rng)
-        key = repr(sorted(params.items()))
-        if key in scored:
-            continue
+    subnets = Subnets(net)
+
+    def evaluate(params: Mapping[str, Any]) -> tuple[int, float | None]:
         subnet = subnets(params)
         flops = count(subnet.spec).flops
-        if search.config.in_band(flops):
-            scored[key] = {
-                "params": params,
-                "flops": flops,
-                "score": score(net, subnet, data, batches, config.batch_size),
-            }
+        if not search.config.in_band(flops):
+            return flops, None
+        return flops, score(net, subnet, data, batches, config.batch_size)
+
+    began = time.perf_counter()
+    scored = explore(search.space, search.config, settings, evaluate)
     if not scored:
         raise SandboxError(
-            f"one-shot: none of {settings.candidates * DRAWS_PER_TRIAL:,} random subnets fell in the FLOP band; "
+            f"one-shot: none of {settings.candidates * DRAWS_PER_TRIAL:,} subnets drawn fell in the FLOP band; "
             "widen search.budget or its floor"
         )
-    ranked = sorted(scored.values(), key=lambda c: -c["score"])
+    ranked = sorted(scored, key=lambda c: -c["score"])
     seconds = time.perf_counter() - began
     say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band scored in "
         f"{seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip

@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 import yaml
 from oneshot_live import mean_interval
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     set_cpu_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     rows = [row for run_dir in args.runs for row in run(run_dir, list(range(args.seeds)), args.candidates)]
     for key in ("best", "top3"):
         print(paired(rows, key))

@@ -211,11 +211,11 @@ def summary(trials: Sequence[FrozenTrial]) -> str:
         f"{n(lambda t: DUPLICATE_OF in t.user_attrs)} repeats, "
         f"{n(lambda t: t.state == TrialState.FAIL)} failed, "
         f"{n(lambda t: t.state == TrialState.RUNNING)} running; "
-        f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all{band_draws(trials)}"
+        f"{sum(row(t)['epochs'] for t in trials)} epochs trained in all{draws_text(trials)}"
     )
 
 
-def band_draws(trials: Sequence[FrozenTrial]) -> str:
+def draws_text(trials: Sequence[FrozenTrial]) -> str:
     """What random sampling drew to find its trials in the band (`sandbox.search.band`); "" for other samplers."""
     drawn = [t.user_attrs[DRAWS] for t in trials if DRAWS in t.user_attrs]
     if not drawn:

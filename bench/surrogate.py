@@ -11,31 +11,26 @@ and which penalty, by 8-fold cross-validated error. `fit` reports the held-out r
 deviation of one run's validation accuracy around its candidate's mean, from the table's re-runs with
 another seed. A strategy sees mean + noise; its pick is judged by the mean.
 
-`FastCounts` counts a candidate's FLOPs and parameters as `sandbox.model.flops.count` does, part by
-part with each part's count cached (a stem, a downsample, a module at its input shape), which makes
-the thousands of draws of a strategy comparison affordable; `check_counts` proves it equal to `count`
-on the table before it is used.
+Candidates are counted by `sandbox.model.flops.PartCounts` (each part's count cached), which makes the
+thousands of draws of a strategy comparison affordable; `check_counts` proves it equal to `count` on
+the table before it is used.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.stats import spearmanr
-from torch.utils.flop_counter import FlopCounterMode
 
-from sandbox.model.builder import Head, MetaNorms, _inception, _make
-from sandbox.model.flops import Counts, count
-from sandbox.spec.load import Spec, validate
+from sandbox.model.flops import PartCounts, count
+from sandbox.spec.load import validate
 
 NOT_ARCHITECTURE = ("name", "plugins", "train", "data", "search", "description")
 PENALTIES = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -202,64 +197,13 @@ def fit(records: Sequence[Mapping[str, Any]], folds: int = 8) -> Surrogate:
     )  # fmt: skip
 
 
-class FastCounts:
-    """`count(spec)`'s totals, part by part with each part cached by what decides it (its plugin call or
-    module and its input shape). For the specs of the quickstart's kind: a stem, stages of concatenated
-    Inception modules, an fc head, no aux heads; others are counted by `count` itself."""
-
-    def __init__(self) -> None:
-        self._parts: dict[str, tuple[int, int, tuple[int, ...]]] = {}
-
-    def __call__(self, spec: Spec) -> Counts:
-        if spec.aux or not spec.fc:
-            return count(spec)
-        shape: tuple[int, ...] = (spec.channels, spec.size, spec.size)
-        flops = params = 0
-        for key, make in self._walk(spec):
-            part_flops, part_params, shape = self._part(key(shape), make, shape)
-            flops, params = flops + part_flops, params + part_params
-        return Counts(params + _head_params(shape[0], spec.classes), flops + 2 * shape[0] * spec.classes, ())
-
-    @staticmethod
-    def _walk(spec: Spec) -> Iterable[tuple[Any, Any]]:
-        def call_key(call: Any) -> Any:
-            text = json.dumps(call.params, sort_keys=True, default=str)
-            return lambda shape: f"{call.plugin.kind}:{call.plugin.name}:{text}:{shape}"
-
-        yield call_key(spec.stem), lambda shape, call=spec.stem: _make(call, shape, "stem")
-        for stage in spec.stages:
-            if stage.downsample is not None:
-                yield call_key(stage.downsample), lambda shape, call=stage.downsample: _make(call, shape, "downsample")
-            for module in stage.modules:
-                text = repr([(b.plugin.name, b.params) if hasattr(b, "plugin") else repr(b) for b in module.branches])
-                text += repr((module.stride, module.padding, module.combine, module.scale, module.act))
-                yield (
-                    (lambda shape, text=text: f"module:{text}:{shape}"),
-                    (lambda shape, module=module: _inception(module, shape)),
-                )
-
-    def _part(self, key: str, make: Any, shape: tuple[int, ...]) -> tuple[int, int, tuple[int, ...]]:
-        if key not in self._parts:
-            with torch.device("meta"):
-                module, out = make(shape)
-            with FlopCounterMode(display=False) as counter, torch.no_grad(), MetaNorms():
-                module.eval()(torch.empty(1, *shape, device="meta"))
-            self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), tuple(out))
-        return self._parts[key]
-
-
-@functools.cache
-def _head_params(channels: int, classes: int) -> int:
-    return sum(p.numel() for p in Head(channels, classes, 0.0).parameters())
-
-
-def check_counts(fast: FastCounts, records: Sequence[Mapping[str, Any]], base: Path) -> None:
+def check_counts(fast: PartCounts, records: Sequence[Mapping[str, Any]], base: Path) -> None:
     """Refuse to go on unless the cached count equals `count` on every candidate of the table."""
     for record in records:
         spec = validate(record["spec"], base=base)
         mine, theirs = fast(spec), count(spec)
         if (mine.flops, mine.params) != (theirs.flops, theirs.params):
             raise SystemExit(
-                f"FastCounts disagrees with count on candidate {record['index']}: {mine.flops:,} FLOPs / "
+                f"PartCounts disagrees with count on candidate {record['index']}: {mine.flops:,} FLOPs / "
                 f"{mine.params:,} params against {theirs.flops:,} / {theirs.params:,}"
             )

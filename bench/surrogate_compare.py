@@ -32,9 +32,10 @@ from typing import Any
 import optuna
 from scipy.stats import mannwhitneyu
 from search_efficiency import make_run
-from surrogate import FastCounts, Surrogate, TableError, check_counts, fit, read_table
+from surrogate import Surrogate, TableError, check_counts, fit, read_table
 
 import sandbox.search.objective as objective_module
+from sandbox.model.flops import PartCounts
 from sandbox.search.band import band_draws
 from sandbox.search.ceiling import CeilingReached, SharedStudy
 from sandbox.search.config import make_sampler
@@ -65,7 +66,7 @@ _state: dict[str, Any] = {}  # what the worker processes inherit: the surrogate,
 class SurrogateTraining:
     """Stands in for `train_run`: the candidate's surrogate mean plus noise fixed by (seed, candidate)."""
 
-    def __init__(self, surrogate: Surrogate, counter: FastCounts, seed: int) -> None:
+    def __init__(self, surrogate: Surrogate, counter: PartCounts, seed: int) -> None:
         self.surrogate, self.counter, self.seed = surrogate, counter, seed
         self.trained: list[tuple[float, float]] = []  # (observed, mean) per training, in order
 
@@ -159,7 +160,7 @@ def main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     set_cpu_threads(1)
     began = time.perf_counter()
-    counter = FastCounts()
+    counter = PartCounts()
     check_counts(counter, records, args.space.resolve().parent)
     objective_module.count = counter  # draws are counted part by part (proved equal to `count` above)
     _state.update(surrogate=surrogate, counter=counter, space=args.space)

@@ -8,7 +8,9 @@ Auxiliary heads are training-only: their rows are shown, but they are not in the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -18,9 +20,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox.model.blocks import Stage
-from sandbox.model.builder import InceptionNet, MetaNorms, build
+from sandbox.model.builder import Head, InceptionNet, MetaNorms, _inception, _make, build
 from sandbox.spec.load import Spec, load_spec
-from sandbox.spec.schema import branch_label
+from sandbox.spec.schema import Call, ModuleSpec, branch_label
 
 FLOPS_CONVENTION = (
     "FLOPs: forward, per image at the spec's input size, 2 per multiply-add "
@@ -87,6 +89,68 @@ def count(spec: Spec | str | Path | Mapping[str, Any]) -> Counts:
     )
     inference = [m for m in modules if m.kind != "aux"]
     return Counts(params=sum(m.params for m in inference), flops=sum(m.flops for m in inference), modules=modules)
+
+
+class PartCounts:
+    """`count(spec)`'s totals, part by part, each part's count cached by what decides it (its plugin
+    call or module, and its input shape): a search that counts thousands of candidates drawn from one
+    space builds each distinct stem, downsample and module once (about 1 ms a candidate, not 40).
+    Specs with auxiliary heads or a convolutional head are counted by `count` itself."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, tuple[int, int, Shape]] = {}
+
+    def __call__(self, spec: Spec) -> Counts:
+        if spec.aux or not spec.fc:
+            return count(spec)
+        shape: Shape = (spec.channels, spec.size, spec.size)
+        flops = params = 0
+        for key, make in _parts(spec):
+            part_flops, part_params, shape = self._part(f"{key}@{shape}", make, shape)
+            flops, params = flops + part_flops, params + part_params
+        return Counts(params + _head_params(shape[0], spec.classes), flops + 2 * shape[0] * spec.classes, ())
+
+    def _part(self, key: str, make: Make, shape: Shape) -> tuple[int, int, Shape]:
+        if key not in self._parts:
+            with torch.device("meta"):
+                module, out = make(shape)
+            with FlopCounterMode(display=False) as counter, torch.no_grad(), MetaNorms():
+                module.eval()(torch.empty(1, *shape, device="meta"))
+            self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), tuple(out))
+        return self._parts[key]
+
+
+Shape = tuple[int, ...]
+Make = Callable[[Shape], tuple[nn.Module, Shape]]
+
+
+def _parts(spec: Spec) -> Iterator[tuple[str, Make]]:
+    """The spec's parts before the head in forward order: what decides each one's count, and its maker."""
+
+    def call_key(call: Call) -> str:
+        return f"{call.plugin.kind}:{call.plugin.name}:{json.dumps(call.params, sort_keys=True, default=str)}"
+
+    yield call_key(spec.stem), functools.partial(_call_part, spec.stem, "stem")
+    for stage in spec.stages:
+        if stage.downsample is not None:
+            yield call_key(stage.downsample), functools.partial(_call_part, stage.downsample, "downsample")
+        for module in stage.modules:
+            branches = [call_key(b) if isinstance(b, Call) else repr(b) for b in module.branches]
+            settings = (module.stride, module.padding, module.combine, module.scale, module.act)
+            yield f"module:{branches}:{settings}", functools.partial(_module_part, module)
+
+
+def _call_part(call: Call, what: str, shape: Shape) -> tuple[nn.Module, Shape]:
+    return _make(call, shape, what)
+
+
+def _module_part(module: ModuleSpec, shape: Shape) -> tuple[nn.Module, Shape]:
+    return _inception(module, shape)
+
+
+@functools.cache
+def _head_params(channels: int, classes: int) -> int:
+    return sum(p.numel() for p in Head(channels, classes, 0.0).parameters())
 
 
 def _rows(model: InceptionNet) -> list[tuple[str, str, nn.Module]]:

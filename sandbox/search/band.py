@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sandbox.errors import SpecError
-from sandbox.model.flops import Counts, count
+from sandbox.model.flops import Counts, PartCounts
 from sandbox.search.ceiling import DrawsExhausted
 from sandbox.search.record import DRAWS
 from sandbox.search.run import SearchRun
@@ -35,10 +35,10 @@ BAND_DRAWS = 500  # misses in a row that end a search: under 1% of the space in 
 class InBandDraws:
     """`draw(number)`: the params of trial `number`, a random candidate inside the band, and its user attrs."""
 
-    def __init__(self, run: SearchRun, counter: Callable[[Spec], Counts] = count) -> None:
-        """`counter` is replaceable so a benchmark can count with a cache (`bench/surrogate.py`)."""
+    def __init__(self, run: SearchRun, counter: Callable[[Spec], Counts] | None = None) -> None:
+        """`counter`: a benchmark's own cache of part counts, shared across its searches (`bench/surrogate.py`)."""
         self.run = run
-        self.counter = counter
+        self.counter = counter or PartCounts()
 
     def __call__(self, number: int) -> tuple[dict[str, Any], dict[str, Any]]:
         config = self.run.config
@@ -59,7 +59,7 @@ class InBandDraws:
         )
 
 
-def band_draws(run: SearchRun, counter: Callable[[Spec], Counts] = count) -> InBandDraws | None:
+def band_draws(run: SearchRun, counter: Callable[[Spec], Counts] | None = None) -> InBandDraws | None:
     """The in-band draws of a random search with a FLOP band; None for other samplers or no band."""
     config = run.config
     if config.sampler != "random" or config.budget is None:

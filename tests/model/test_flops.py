@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 import torch
@@ -11,7 +13,10 @@ import torchvision
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox import build
-from sandbox.model.flops import count
+from sandbox.model.flops import PartCounts, count
+from sandbox.space.bounds import random_suggest
+from sandbox.spec.load import load_spec, read_yaml, validate
+from sandbox.spec.primitives import sample
 from tests.paths import SEARCH_SPACES
 
 Spec = dict[str, Any]
@@ -61,3 +66,27 @@ def test_aux_rows_are_labelled_by_the_module_they_tap(small_spec: Callable[[], S
     after_0 = (40 * 8 + 2 * 8) + (8 * 8 * 8 * 16 + 16) + (16 * 10 + 10)  # conv+bn, fc1 on 8x8 pooled, fc2
     after_1 = (24 * 4 + 2 * 4) + (4 * 4 * 4 * 16 + 16) + (16 * 10 + 10)  # 14x14 pools to 4x4
     assert {m.name: m.params for m in counts.modules if m.kind == "aux"} == {"aux@0.0": after_0, "aux@1.0": after_1}
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "variants_fmnist.yaml", "inception_resnet_v2.yaml"])
+def test_part_counts_equal_count_on_drawn_candidates(name: str) -> None:
+    """The cached count a search draws with is `count` itself, candidate by candidate (residual
+    modules included), and a part seen before is not counted again."""
+    space = read_yaml(SEARCH_SPACES / name)
+    rng = random.Random(0)
+    counter = PartCounts()
+    drawn = 12 if "fmnist" in name or "quickstart" in name else 2
+    for _ in range(drawn):
+        raw = sample(space, random_suggest(rng))
+        raw.pop("search", None)
+        spec = validate(raw, base=SEARCH_SPACES)
+        mine, theirs = counter(spec), count(spec)
+        assert (mine.flops, mine.params) == (theirs.flops, theirs.params)
+    with patch("sandbox.model.flops._inception", side_effect=AssertionError("counted again")):
+        assert counter(spec).flops == theirs.flops
+
+
+def test_part_counts_leave_aux_heads_to_count() -> None:
+    spec = load_spec(SEARCH_SPACES / "googlenet_2014.yaml")
+    assert spec.aux
+    assert PartCounts()(spec).flops == count(spec).flops

@@ -2,7 +2,8 @@
 
 Loads the supernets one-shot searches left (`RUN_DIR/supernet.pt`, e.g. those of `oneshot_live.py`)
 and, per supernet and exploration seed, runs `sandbox.search.oneshot.explore` with `random` and with
-`tpe` for `--candidates` scored subnets in the quickstart's band, exactly as the search does. It prints
+`tpe` for `--candidates` scored subnets in the quickstart's band, each scored in full (the search
+screens first and scores only its finalists in full: `oneshot_screen.py`). It prints
 the best supernet score each found and the mean of its top 3 (what the search retrains), paired by
 supernet and seed, with the time a score takes. A higher supernet score is what TPE optimizes; whether
 it means a better stand-alone network is the supernet's rank (`oneshot_rank.py`), not measured here.
@@ -28,8 +29,9 @@ from oneshot_live import mean_interval
 
 from sandbox.model.flops import count
 from sandbox.search.oneshot.explore import explore
+from sandbox.search.oneshot.score import Scorer
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, score
+from sandbox.search.oneshot.train import Subnets, load_data
 from sandbox.spec.one_shot import OneShotConfig
 from sandbox.spec.search import search_config
 from sandbox.train.device import set_cpu_threads
@@ -44,7 +46,7 @@ def run(run_dir: Path, seeds: list[int], candidates: int) -> list[dict[str, Any]
     net = Supernet(space, SPACE.parent)
     net.load_state_dict(saved["model"])
     data, recipe = load_data(net, "cpu")
-    batches = calibration_batches(data, OneShotConfig().calibration, recipe.batch_size, 0)
+    scorer = Scorer(net, data, OneShotConfig(), batch=recipe.batch_size, seed=0, channels_last=recipe.channels_last)
     config = search_config(yaml.safe_load(SPACE.read_text())["search"])
     subnets, seconds = Subnets(net), []
 
@@ -54,7 +56,7 @@ def run(run_dir: Path, seeds: list[int], candidates: int) -> list[dict[str, Any]
         if not config.in_band(flops):
             return flops, None
         began = time.perf_counter()
-        value = score(net, subnet, data, batches, recipe.batch_size)
+        value = scorer.score(subnet)
         seconds.append(time.perf_counter() - began)
         return flops, value
 
@@ -64,7 +66,7 @@ def run(run_dir: Path, seeds: list[int], candidates: int) -> list[dict[str, Any]
             began = time.perf_counter()
             settings = OneShotConfig(candidates=candidates, sampler=sampler)
             found = explore(space, replace(config, seed=seed), settings, evaluate)
-            top = sorted((c["score"] for c in found), reverse=True)
+            top = sorted((c["screen"] for c in found), reverse=True)  # here the full score
             rows.append({"supernet": str(run_dir), "seed": seed, "sampler": sampler, "best": top[0],
                          "top3": statistics.fmean(top[:3]), "scored": len(found),
                          "seconds": time.perf_counter() - began})  # fmt: skip

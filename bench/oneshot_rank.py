@@ -24,9 +24,11 @@ from typing import Any
 import torch
 from scipy import stats
 
+from sandbox.search.oneshot.score import Scorer
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import SAMPLINGS, Subnets, calibration_batches, load_data, score, train_supernet
+from sandbox.search.oneshot.train import SAMPLINGS, Subnets, load_data, train_supernet
 from sandbox.spec.load import read_yaml
+from sandbox.spec.one_shot import OneShotConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SPACE = REPO / "search_spaces" / "quickstart.yaml"
@@ -116,12 +118,13 @@ def main() -> None:
     config = recipe.with_overrides(epochs=args.epochs, seed=args.seed)
     trained = train_supernet(net, data, config, sampling=args.sampling, say=print, checkpoint=args.checkpoint)
 
-    batches = calibration_batches(data, args.calibration, config.batch_size, args.seed)
+    settings = OneShotConfig(calibration=args.calibration, screen_calibration=1)
+    scorer = Scorer(net, data, settings, batch=config.batch_size, seed=args.seed, channels_last=config.channels_last)
     subnets = Subnets(net)
     table = candidates(args.table)
     began = time.perf_counter()
     for candidate in table:
-        candidate["score"] = score(net, subnets(candidate["params"]), data, batches, config.batch_size)
+        candidate["score"] = scorer.score(subnets(candidate["params"]))
     scoring = (time.perf_counter() - began) / len(table)
 
     figures: dict[str, Any] = {

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from sandbox.model.blocks import Stage
-from sandbox.model.builder import Head, InceptionNet, MetaNorms, _inception, _make, build
+from sandbox.model.builder import Head, InceptionNet, MetaNorms, Shape, _inception, _make, build
 from sandbox.spec.load import Spec, load_spec
 from sandbox.spec.schema import Call, ModuleSpec, branch_label
 
@@ -116,11 +116,10 @@ class PartCounts:
                 module, out = make(shape)
             with FlopCounterMode(display=False) as counter, torch.no_grad(), MetaNorms():
                 module.eval()(torch.empty(1, *shape, device="meta"))
-            self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), tuple(out))
+            self._parts[key] = (counter.get_total_flops(), sum(p.numel() for p in module.parameters()), out)
         return self._parts[key]
 
 
-Shape = tuple[int, ...]
 Make = Callable[[Shape], tuple[nn.Module, Shape]]
 
 

@@ -3,12 +3,16 @@ the rest of `search:` so that the default search's settings (`sandbox.spec.searc
 
     search:
       strategy: one-shot            # default: every candidate trained from scratch
-      one_shot: {epochs: 64, sampling: uniform, candidates: 200, top_k: 3, calibration: 8, sampler: random}
+      one_shot: {epochs: 64, sampling: uniform, candidates: 1000, top_k: 3, sampler: random,
+                 screen_images: 256, screen_calibration: 2, finalists: 50, calibration: 8}
 
 `epochs` trains the supernet (the `train:` recipe's schedule stretched to them; default: the
-recipe's own), `sampling` is `uniform` (SPOS) or `sandwich`, `candidates` subnets in the budget band
-are scored with inherited weights (drawn at random, or proposed by TPE from the scores so far:
-`sampler`), and the `top_k` best are trained as ordinary trials of the study.
+recipe's own), `sampling` is `uniform` (SPOS) or `sandwich`. `candidates` subnets in the budget band
+are screened with inherited weights (drawn at random, or proposed by TPE from the scores so far:
+`sampler`): batch norms measured on `screen_calibration` training batches, accuracy on
+`screen_images` validation images. The `finalists` best are scored in full (`calibration` batches,
+the whole validation split), and the `top_k` best of those are trained as ordinary trials of the
+study (`sandbox.search.oneshot.score`).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ Count = Annotated[int, at_least(1)]
 class OneShotConfig:
     epochs: Count | None = None  # None: the space's train.epochs
     sampling: Literal["uniform", "sandwich"] = "uniform"
-    candidates: Count = 200
+    candidates: Count = 1000
     top_k: Count = 3
-    calibration: Count = 8  # training batches each subnet's batch norms are measured on
     sampler: Literal["random", "tpe"] = "random"  # which subnets are scored (`sandbox.search.oneshot.explore`)
+    screen_images: Count = 256  # validation images every candidate is screened on
+    screen_calibration: Count = 2  # training batches its batch norms are measured on for the screen
+    finalists: Count = 50  # the screen's best, scored in full
+    calibration: Count = 8  # training batches a finalist's batch norms are measured on (and an export's)
 
 
 def without_one_shot(section: Any) -> Any:
@@ -52,4 +59,14 @@ def one_shot_config(section: Mapping[str, Any]) -> OneShotConfig | None:
         if "one_shot" in section:
             raise SpecError("search.one_shot", "needs search.strategy: one-shot")
         return None
-    return parse_section(OneShotConfig, section.get("one_shot") or {}, "search.one_shot")
+    config = parse_section(OneShotConfig, section.get("one_shot") or {}, "search.one_shot")
+    if config.finalists < config.top_k:
+        raise SpecError(
+            "search.one_shot.finalists", f"must be at least top_k ({config.top_k}): the top k are finalists"
+        )
+    if config.screen_calibration > config.calibration:
+        raise SpecError(
+            "search.one_shot.screen_calibration",
+            f"must be at most calibration ({config.calibration}): the screen measures on the first of those batches",
+        )
+    return config

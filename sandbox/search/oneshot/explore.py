@@ -1,11 +1,11 @@
-"""Which subnets a trained supernet scores: random draws in the FLOP band, or TPE learning from the scores.
+"""Which subnets a trained supernet screens: random draws in the FLOP band, or TPE learning from the screens.
 
-Scoring a subnet costs a batch-norm recalibration and a validation pass, counting its FLOPs almost
-nothing, so both ways count first and score only candidates inside the band. `random` draws
-uniformly, as the default search does. `tpe` runs an in-memory Optuna study whose objective is the
-supernet score, with the band as a constraint (a draw outside it is a violated constraint, never
-scored), so its proposals move towards the subnets the supernet rates best. Both stop at
-`candidates` distinct subnets scored, or after `DRAWS_PER_TRIAL` draws per candidate.
+Screening a subnet costs a batch-norm recalibration and a pass over some validation images, counting
+its FLOPs almost nothing, so both ways count first and screen only candidates inside the band.
+`random` draws uniformly, as the default search does. `tpe` runs an in-memory Optuna study whose
+objective is the screen, with the band as a constraint (a draw outside it is a violated constraint,
+never screened), so its proposals move towards the subnets the supernet rates best. Both stop at
+`candidates` distinct subnets screened, or after `DRAWS_PER_TRIAL` draws per candidate.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from sandbox.spec.one_shot import OneShotConfig
 from sandbox.spec.primitives import recording, sample
 from sandbox.spec.search import SearchConfig
 
-Candidate = dict[str, Any]  # {"params": ..., "flops": ..., "score": ...}
-Evaluate = Callable[[Mapping[str, Any]], tuple[int, float | None]]  # params → FLOPs, score (None: outside the band)
+Candidate = dict[str, Any]  # {"params": ..., "flops": ..., "screen": ...} (and a finalist's "score")
+Evaluate = Callable[[Mapping[str, Any]], tuple[int, float | None]]  # params → FLOPs, screen (None: outside the band)
 OUTSIDE = "outside_band"  # the constraint TPE reads: FLOPs outside the band (0 inside)
 
 
 def explore(
     space: Mapping[str, Any], config: SearchConfig, settings: OneShotConfig, evaluate: Evaluate
 ) -> list[Candidate]:
-    """The distinct subnets scored, in the order they were scored."""
+    """The distinct subnets screened, in the order they were screened."""
     if settings.sampler == "tpe":
         return _by_tpe(space, config, settings, evaluate)
     return _at_random(space, config, settings, evaluate)
@@ -56,7 +56,7 @@ def _at_random(
             continue
         flops, value = _evaluated(evaluate, params)
         if value is not None:
-            scored[_key(params)] = {"params": params, "flops": flops, "score": value}
+            scored[_key(params)] = {"params": params, "flops": flops, "screen": value}
     return list(scored.values())
 
 
@@ -73,14 +73,14 @@ def _by_tpe(
         params: dict[str, Any] = {}
         sample(space, recording(suggest_with(trial), params))
         known = scored.get(_key(params))
-        if known is not None:  # a repeat: its score again, no second scoring
+        if known is not None:  # a repeat: its screen again, no second screening
             trial.set_constraint(OUTSIDE, 0.0)
-            return float(known["score"])
+            return float(known["screen"])
         flops, value = _evaluated(evaluate, params)
         trial.set_constraint(OUTSIDE, 0.0 if value is not None else _outside(config, flops))
         if value is None:
             return 0.0
-        scored[_key(params)] = {"params": params, "flops": flops, "score": value}
+        scored[_key(params)] = {"params": params, "flops": flops, "screen": value}
         return value
 
     def enough(study: optuna.Study, _: Any) -> None:

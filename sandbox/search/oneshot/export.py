@@ -21,9 +21,10 @@ import torch
 
 from sandbox.errors import SandboxError, describe
 from sandbox.model.builder import InceptionNet, build
+from sandbox.search.oneshot.score import Scorer
 from sandbox.search.oneshot.strategy import CHECKPOINT, RESULTS
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import calibration_batches, load_data, recalibrate
+from sandbox.search.oneshot.train import load_data
 from sandbox.spec.load import Spec, load_plugins
 from sandbox.spec.one_shot import OneShotConfig, one_shot_config
 from sandbox.train.loop import normalized
@@ -44,7 +45,7 @@ def inherited_subnet(
     run_dir: Path, rank: int, *, data_dir: Path | None = None, plugin_files: Sequence[str | Path] = ()
 ) -> InheritedSubnet:
     """The subnet ranked `rank` (1 = best score) of the one-shot search in `run_dir`."""
-    scored, seed = _scored(run_dir)
+    scored, seed, screen_images = _scored(run_dir)
     if not 1 <= rank <= len(scored):
         raise SandboxError(f"--subnet: {rank} is not a rank of the {len(scored)} subnets scored in {run_dir / RESULTS}")
     chosen = scored[rank - 1]
@@ -55,7 +56,9 @@ def inherited_subnet(
     settings = one_shot_config(space.get("search") or {}) or OneShotConfig()
     data, recipe = load_data(net, "cpu", data_dir)
     subnet = net.select(chosen["params"])
-    recalibrate(net, subnet, calibration_batches(data, settings.calibration, recipe.batch_size, seed))
+    Scorer(net, data, settings, batch=recipe.batch_size, seed=seed, channels_last=recipe.channels_last).calibrate(
+        subnet
+    )
     spec, _ = normalized(subnet.spec, data, None)  # as the supernet normalized it, and as a trial would train
     model = build(spec)
     model.load_state_dict(net.standalone_state(subnet))
@@ -64,16 +67,26 @@ def inherited_subnet(
         model.eval(),
         run_dir / CHECKPOINT,
         f"subnet {rank} of {len(scored)} scored by the one-shot search run {run_dir}",
-        f"{chosen['score']:.2%} on validation with the supernet's weights, batch norms measured for it "
-        "(not trained stand-alone)",
+        _accuracy_text(chosen, screen_images),
     )
 
 
-def _scored(run_dir: Path) -> tuple[list[dict[str, Any]], int]:
+def _accuracy_text(chosen: dict[str, Any], screen_images: int | None) -> str:
+    """The subnet's supernet score in words: a finalist's full score, else its screen's."""
+    measured = "with the supernet's weights, batch norms measured for it (not trained stand-alone)"
+    if "score" in chosen:
+        return f"{chosen['score']:.2%} on validation {measured}"
+    return (
+        f"{chosen['screen']:.2%} on {screen_images or 'some'} validation images (screened, not a finalist) {measured}"
+    )
+
+
+def _scored(run_dir: Path) -> tuple[list[dict[str, Any]], int, int | None]:
+    """The scored subnets best first, the search's seed, and how many images the screen used."""
     path = run_dir / RESULTS
     try:
         record = json.loads(path.read_text())
-        return list(record["scored"]), int(record["seed"])
+        return list(record["scored"]), int(record["seed"]), record.get("screen_images")
     except OSError as err:
         raise SandboxError(f"--subnet: {path} is missing: not the run directory of a one-shot search") from err
     except (ValueError, KeyError, TypeError) as err:

@@ -1,8 +1,9 @@
-"""The one-shot strategy in a search: train the supernet, score subnets in the budget band with
-inherited weights, and enqueue the best `top_k` in the study, whose workers then train them as
-ordinary trials (so the leaderboard, report.html, the reference comparison and export see them as
-any trial). Runs once per study: a study that already holds trials goes on as it is (resume), and a
-search killed while the supernet trained goes on from its last epoch (RUN_DIR/supernet.pt).
+"""The one-shot strategy in a search: train the supernet, screen subnets in the budget band with
+inherited weights, score the screen's best in full, and enqueue the best `top_k` in the study, whose
+workers then train them as ordinary trials (so the leaderboard, report.html, the reference
+comparison and export see them as any trial). Runs once per study: a study that already holds
+trials goes on as it is (resume), and a search killed while the supernet trained goes on from its
+last epoch (RUN_DIR/supernet.pt).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ import optuna
 import torch
 
 from sandbox.errors import SandboxError
-from sandbox.model.flops import count
+from sandbox.model.flops import PartCounts
 from sandbox.search.ceiling import DRAWS_PER_TRIAL  # the same cap on draws as the default search
-from sandbox.search.oneshot.explore import explore
+from sandbox.search.oneshot.explore import Candidate, explore
+from sandbox.search.oneshot.score import Scorer
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import Subnets, calibration_batches, load_data, score, train_supernet
+from sandbox.search.oneshot.train import Subnets, load_data, train_supernet
+from sandbox.search.progress import duration
 from sandbox.search.run import SearchRun
 from sandbox.spec.one_shot import OneShotConfig, one_shot_config
 from sandbox.train.device import resolve_device
@@ -58,28 +61,58 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     search.run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = search.run_dir / CHECKPOINT  # a search killed while the supernet trained resumes it
     trained = train_supernet(net, data, config, sampling=settings.sampling, say=say, checkpoint=checkpoint)
-    batches = calibration_batches(data, settings.calibration, config.batch_size, config.seed)
-    subnets = Subnets(net)
+    scorer = Scorer(net, data, settings, batch=config.batch_size, seed=config.seed, channels_last=config.channels_last)
+    subnets, counter = Subnets(net), PartCounts()
+    began = time.perf_counter()
+    progress = ScreenProgress(settings.candidates, began, say)
 
-    def evaluate(params: Mapping[str, Any]) -> tuple[int, float | None]:
+    def screen(params: Mapping[str, Any]) -> tuple[int, float | None]:
         subnet = subnets(params)
-        flops = count(subnet.spec).flops
+        flops = counter(subnet.spec).flops
         if not search.config.in_band(flops):
             return flops, None
-        return flops, score(net, subnet, data, batches, config.batch_size)
+        value = scorer.screen(subnet)
+        progress.screened()
+        return flops, value
 
-    began = time.perf_counter()
-    scored = explore(search.space, search.config, settings, evaluate)
-    if not scored:
+    screened = explore(search.space, search.config, settings, screen)
+    if not screened:
         raise SandboxError(
             f"one-shot: none of {settings.candidates * DRAWS_PER_TRIAL:,} subnets drawn fell in the FLOP band; "
             "widen search.budget or its floor"
         )
-    ranked = sorted(scored, key=lambda c: -c["score"])
+    screen_seconds = time.perf_counter() - began
+    ranked = finals(screened, scorer, subnets, settings.finalists)
     seconds = time.perf_counter() - began
-    say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band scored in "
-        f"{seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip
-    record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "history": trained["history"],
-              "seed": config.seed, "scored": ranked}  # fmt: skip
+    say(f"one-shot: supernet trained in {trained['seconds']:.0f} s; {len(ranked)} subnets in the band screened in "
+        f"{screen_seconds:.0f} s, the best {min(settings.finalists, len(ranked))} scored in full in "
+        f"{seconds - screen_seconds:.0f} s; the best {settings.top_k} go on as trials")  # fmt: skip
+    record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "screen_seconds": screen_seconds,
+              "screen_images": len(scorer.screen_split), "history": trained["history"], "seed": config.seed,
+              "scored": ranked}  # fmt: skip
     (search.run_dir / RESULTS).write_text(json.dumps(record, indent=1))
     return [c["params"] for c in ranked[: settings.top_k]]
+
+
+def finals(screened: list[Candidate], scorer: Scorer, subnets: Subnets, finalists: int) -> list[Candidate]:
+    """Every screened candidate, best first: the `finalists` best of the screen by their full `score`,
+    then the rest by their `screen`. Without a cheaper screen, the screen is the full score."""
+    by_screen = sorted(screened, key=lambda c: -c["screen"])
+    if not scorer.screens:
+        return [{**c, "score": c["screen"]} for c in by_screen]
+    final = [{**c, "score": scorer.score(subnets(c["params"]))} for c in by_screen[:finalists]]
+    return sorted(final, key=lambda c: -c["score"]) + by_screen[finalists:]
+
+
+class ScreenProgress:
+    """A line after every tenth of the candidates screened, with the time the screen has left."""
+
+    def __init__(self, total: int, began: float, say: Callable[[str], None]) -> None:
+        self.total, self.began, self.say, self.done = total, began, say, 0
+        self.every = max(1, total // 10)
+
+    def screened(self) -> None:
+        self.done += 1
+        if self.done % self.every == 0 and self.done < self.total:
+            left = (time.perf_counter() - self.began) / self.done * (self.total - self.done)
+            self.say(f"one-shot: {self.done:,} of {self.total:,} subnets screened, about {duration(left)} left")

@@ -1,12 +1,10 @@
-"""Training the supernet (a sampled subnet per step) and scoring subnets with inherited weights.
+"""Training the supernet: a sampled subnet per step.
 
 Training follows the space's `train:` recipe with the trainer's own optimizer, schedule, label
 smoothing and augmentation (`sandbox.train.loop`, `sandbox.train.augment`); what differs is the
 network each step: SPOS draws one candidate uniformly from the space; `sandwich` trains the largest
 and the smallest candidate and one drawn at random on every batch (gradients summed, one update), so
-the widths' shared channels are pulled by both ends. Scoring measures batch-norm statistics for the
-subnet on a few fixed training batches (the shared ones fit no subnet), then its accuracy on the
-validation split the search chooses by: never the test split.
+the widths' shared channels are pulled by both ends. Scoring is `sandbox.search.oneshot.score`.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from optuna.distributions import CategoricalDistribution
-from torch import Tensor, nn
 
 from sandbox.errors import SandboxError, describe
 from sandbox.runs import atomic_write
@@ -35,7 +32,7 @@ from sandbox.spec.recipe import TrainConfig
 from sandbox.train.augment import Augmenter
 from sandbox.train.checkpoint import TrainingState, first_difference
 from sandbox.train.data import Data, load_for, to_float
-from sandbox.train.loop import accuracy, normalized, optimizer_and_scheduler
+from sandbox.train.loop import normalized, optimizer_and_scheduler
 
 Sampling = Literal["uniform", "sandwich"]
 SAMPLINGS: tuple[Sampling, ...] = ("uniform", "sandwich")
@@ -116,6 +113,8 @@ def train_supernet(
     this space, recipe and sampling) is resumed from: a killed one-shot search goes on where it was."""
     say = say or (lambda line: None)
     torch.manual_seed(config.seed)
+    if config.channels_last:  # as the trainer runs: on a CPU, channels-first max pools cost 10x
+        net.to(memory_format=torch.channels_last)
     rng = random.Random(config.seed)
     batch = min(config.batch_size, len(data.train))
     steps = len(data.train) // batch
@@ -137,7 +136,7 @@ def train_supernet(
         order = torch.randperm(len(data.train), device=data.train.device, generator=generator)[: steps * batch]
         total = 0.0
         for step, (images, labels) in enumerate(data.train.batches(order, batch)):
-            x = to_float(augmenter(images), channels_last=False)
+            x = to_float(augmenter(images), channels_last=config.channels_last)
             drawn = [random_params(net.space, rng)]
             if fixed is not None:
                 drawn = [fixed.largest, fixed.smallest, *drawn]
@@ -174,50 +173,3 @@ def _resume(path: Path, identity: Mapping[str, Any], state: TrainingState, rng: 
     version, internal, gauss = saved["sampler"]
     rng.setstate((version, tuple(internal), gauss))
     return history
-
-
-def calibration_batches(data: Data, batches: int, batch: int, seed: int) -> list[Tensor]:
-    """The fixed training images (unaugmented) every subnet measures its batch norms on."""
-    generator = torch.Generator(device=data.train.device).manual_seed(seed)
-    order = torch.randperm(len(data.train), device=data.train.device, generator=generator)[: batches * batch]
-    return [to_float(images, channels_last=False) for images, _ in data.train.batches(order, batch)]
-
-
-@torch.no_grad()
-def recalibrate(net: Supernet, subnet: Subnet, batches: list[Tensor]) -> None:
-    """Batch-norm statistics measured for `subnet` alone: reset, then a cumulative average
-    (momentum None) over `batches` in train mode."""
-    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
-    for norm in norms:
-        norm.reset_running_stats()  # the wide statistics, whose slices the subnet's norms read
-    kept = net.bn_momentum
-    net.bn_momentum = None
-    for norm in norms:
-        norm.momentum = None  # the separate modules' own norms
-    try:
-        net.train()
-        for x in batches:
-            net(x, subnet)
-    finally:
-        net.bn_momentum = kept
-        for norm in norms:
-            norm.momentum = kept
-        net.eval()
-
-
-class SubnetView(nn.Module):
-    """One subnet of the supernet as a plain module, so the trainer's evaluation runs it."""
-
-    def __init__(self, net: Supernet, subnet: Subnet) -> None:
-        super().__init__()
-        self.net, self.subnet = net, subnet
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x, self.subnet)
-
-
-@torch.no_grad()
-def score(net: Supernet, subnet: Subnet, data: Data, batches: list[Tensor], batch: int) -> float:
-    """The subnet's validation accuracy with inherited weights and its own batch-norm statistics."""
-    recalibrate(net, subnet, batches)
-    return accuracy(SubnetView(net, subnet), data.val, batch=batch)

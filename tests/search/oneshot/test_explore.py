@@ -1,4 +1,4 @@
-"""Which subnets the supernet scores: only distinct ones inside the band, as many as asked, by either sampler."""
+"""Which subnets the supernet screens: only distinct ones inside the band, as many as asked, by either sampler."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def test_only_distinct_subnets_inside_the_band_are_scored(sampler: str) -> None:
     assert len(found) == 6 == len(scored_calls)  # no subnet scored twice
     assert len({repr(sorted(c["params"].items())) for c in found}) == 6
     assert all(8_000_000 <= c["flops"] <= 13_000_000 for c in found)
-    assert [c["score"] for c in found] == [p["stages[0].modules[0].branches[0].out"] / 10 for p in scored_calls]
+    assert [c["screen"] for c in found] == [p["stages[0].modules[0].branches[0].out"] / 10 for p in scored_calls]
 
 
 def test_a_band_with_fewer_subnets_than_asked_gives_those_there_are() -> None:

@@ -13,9 +13,11 @@ import yaml
 from torch import nn
 
 from sandbox import SandboxError, api
+from sandbox.search.oneshot.score import Scorer
 from sandbox.search.oneshot.supernet import Supernet
-from sandbox.search.oneshot.train import calibration_batches, load_data, recalibrate
+from sandbox.search.oneshot.train import load_data
 from sandbox.space.bounds import random_params
+from sandbox.spec.one_shot import OneShotConfig
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 
@@ -36,8 +38,10 @@ def one_shot_run(tmp_path: Path) -> tuple[Path, Path, list[dict[str, Any]]]:
     run_dir.mkdir()
     torch.save({"identity": {"space": SPACE}, "model": net.state_dict()}, run_dir / "supernet.pt")
     rng = random.Random(3)
-    scored = [{"params": random_params(SPACE, rng), "score": 0.9 - 0.1 * k, "flops": 0} for k in range(3)]
-    (run_dir / "one_shot.json").write_text(json.dumps({"seed": 5, "scored": scored}))
+    scored = [{"params": random_params(SPACE, rng), "screen": 0.95 - 0.1 * k, "flops": 0} for k in range(3)]
+    for finalist, score in zip(scored[:2], (0.9, 0.8), strict=True):
+        finalist["score"] = score
+    (run_dir / "one_shot.json").write_text(json.dumps({"seed": 5, "screen_images": 64, "scored": scored}))
     return run_dir, data_dir, scored
 
 
@@ -71,9 +75,18 @@ def test_a_subnet_exports_as_its_concrete_spec_with_the_supernets_weights(
     net.load_state_dict(torch.load(run_dir / "supernet.pt", weights_only=True)["model"])
     data, recipe = load_data(net, "cpu", data_dir)
     subnet = net.select(scored[1]["params"])
-    recalibrate(net, subnet, calibration_batches(data, 2, recipe.batch_size, 5))
+    settings = OneShotConfig(calibration=2)
+    Scorer(net, data, settings, batch=recipe.batch_size, seed=5, channels_last=recipe.channels_last).calibrate(subnet)
     x = torch.rand(4, 1, 28, 28)
     torch.testing.assert_close(exported.model(x), net.eval()(x, subnet))
+
+
+def test_a_subnet_the_screen_left_out_says_its_screen_is_its_score(
+    one_shot_run: tuple[Path, Path, list[dict[str, Any]]],
+) -> None:
+    run_dir, data_dir, _ = one_shot_run
+    exported = api.subnet_exportable(run_dir, 3, data_dir=data_dir)
+    assert exported.accuracy.startswith("75.00% on 64 validation images (screened, not a finalist)")
 
 
 @pytest.mark.parametrize(

@@ -99,6 +99,7 @@ def measure(run_dir: Path, settings: OneShotConfig, fidelity: int, seed: int) ->
         "fidelity_n": len(sample),
         "tau_screen_full": tau(screens, full),
         "full_best3_places_in_screen": kept_within,
+        "pick": ranked[0],
         "table_tau": rank,
         "table_n": {"all": len(table), "band": len(band)},
         "table": [{k: c[k] for k in ("index", "flops", "final_val", "screen", "score")} for c in table],

@@ -78,9 +78,15 @@ def _hashable(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
 
 
 def out_shape(call: Call, shape: Shape) -> Shape | None:
-    """What the call gives for `shape`, from a meta probe; None when it cannot take that input."""
+    """What the call gives for `shape`, from a meta probe (cached: a search selects thousands of
+    subnets from a few hundred calls); None when it cannot take that input."""
+    return _probe(call.plugin.factory, _hashable(call.params), shape)
+
+
+@functools.lru_cache(maxsize=16384)
+def _probe(factory: Callable[..., nn.Module], params: tuple[tuple[str, Any], ...], shape: Shape) -> Shape | None:
     try:
-        module = narrow_module(call, shape[0])
+        module = _meta_module(factory, shape[0], params)
         with torch.no_grad(), MetaNorms():
             out = module.eval()(torch.empty(1, *shape, device="meta"))
     except Exception:  # a combination no valid candidate has (the layout over-approximates)

@@ -13,6 +13,7 @@ nothing asked of the plugin. Batch-norm statistics are shared slices as well, ri
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,8 @@ class Holder(nn.Module):
         call = alternative.call
         wide = call.plugin.factory(in_channels, **{**call.params, **widths})
         self.wide: nn.Module | None = wide if _sliceable(wide, alternative) else None
+        self._wide_state: dict[str, Tensor] | None = None  # the wide module's tensors by name
+        self._narrows: dict[nn.Module, Narrow] = {}
         self.separate = nn.ModuleList()
         self.index: dict[tuple[int, Widths], int] = {}
         if self.wide is None:
@@ -61,8 +64,31 @@ class Holder(nn.Module):
         """The wide module's tensors cut to the narrow module's shapes (views: gradients and
         batch-norm updates reach the shared weights)."""
         assert self.wide is not None
-        wide = dict(self.wide.named_parameters()) | dict(self.wide.named_buffers())
-        return {name: _prefix(wide[name], tensor.shape) for name, tensor in _state(narrow).items()}
+        if self._wide_state is None:
+            self._wide_state = _state(self.wide)
+        wide, shapes = self._wide_state, self._narrow(narrow).shapes
+        return {name: _prefix(wide[name], shape) for name, shape in shapes}
+
+    def norms(self, narrow: nn.Module) -> tuple[nn.BatchNorm2d, ...]:
+        return self._narrow(narrow).norms
+
+    def _narrow(self, narrow: nn.Module) -> Narrow:
+        """What a forward pass reads of a narrow module, looked up once: thousands of subnets are scored."""
+        if narrow not in self._narrows:
+            norms = tuple(m for m in narrow.modules() if isinstance(m, nn.BatchNorm2d))
+            self._narrows[narrow] = Narrow(tuple((n, t.shape) for n, t in _state(narrow).items()), norms)
+        return self._narrows[narrow]
+
+    def _apply(self, fn: Any, recurse: bool = True) -> Holder:
+        """`.to()` and the like replace buffers: the wide tensors are looked up afresh after it."""
+        self._wide_state = None
+        return super()._apply(fn, recurse)
+
+
+@dataclass(frozen=True)
+class Narrow:
+    shapes: tuple[tuple[str, torch.Size], ...]  # its tensors' names and shapes
+    norms: tuple[nn.BatchNorm2d, ...]
 
 
 def _state(module: nn.Module) -> dict[str, Tensor]:
@@ -156,10 +182,11 @@ class Supernet(nn.Module):
         holder = self.holder(use)
         if holder.wide is None:
             return holder.separate[holder.index[use.in_channels, widths_of(use.call)]](x)
-        narrow = narrow_module(use.call, use.in_channels).train(self.training)
-        for module in narrow.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.momentum = self.bn_momentum
+        narrow = narrow_module(use.call, use.in_channels)
+        if narrow.training != self.training:
+            narrow.train(self.training)
+        for norm in holder.norms(narrow):
+            norm.momentum = self.bn_momentum
         return functional_call(narrow, holder.sliced(narrow), (x,))
 
     def standalone_state(self, subnet: Subnet) -> dict[str, Tensor]:

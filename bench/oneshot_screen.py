@@ -48,7 +48,7 @@ def tau(a: list[float], b: list[float]) -> float:
     return float(stats.kendalltau(a, b).statistic)
 
 
-def measure(run_dir: Path, settings: OneShotConfig, fidelity: int, seed: int) -> dict[str, Any]:
+def measure(run_dir: Path, settings: OneShotConfig, fidelity: int, seed: int, table: bool) -> dict[str, Any]:
     saved = torch.load(run_dir / "supernet.pt", map_location="cpu", weights_only=True)
     space = saved["identity"]["space"]
     net = Supernet(space, SPACE.parent)
@@ -72,13 +72,32 @@ def measure(run_dir: Path, settings: OneShotConfig, fidelity: int, seed: int) ->
     print(f"{run_dir}: {len(screened)} screened in {screen_seconds:.0f} s ({draws[0]} draws), "
           f"{settings.finalists} scored in full in {final_seconds:.0f} s", flush=True)  # fmt: skip
 
-    sample = random.Random(seed).sample(screened, min(fidelity, len(screened)))
+    row: dict[str, Any] = {"supernet": str(run_dir), "settings": settings.__dict__, "screened": len(screened),
+                           "draws": draws[0], "screen_seconds": screen_seconds, "final_seconds": final_seconds,
+                           "pick": ranked[0]}  # fmt: skip
+    if fidelity:
+        row |= agreement(scorer, subnets, random.Random(seed).sample(screened, min(fidelity, len(screened))))
+    if table:
+        row |= against_table(scorer, subnets)
+    return row
+
+
+def agreement(scorer: Scorer, subnets: Subnets, sample: list[dict[str, Any]]) -> dict[str, Any]:
+    """Kendall τ between the screen and the full score, and the full score's best 3's places in the screen."""
     full = [scorer.score(subnets(c["params"])) for c in sample]
     screens = [c["screen"] for c in sample]
     screen_order = sorted(range(len(sample)), key=lambda i: -screens[i])
     best = sorted(range(len(sample)), key=lambda i: -full[i])[:3]
     kept_within = [screen_order.index(i) + 1 for i in best]  # the full best 3's places in the screen
+    return {
+        "fidelity_n": len(sample),
+        "tau_screen_full": tau(screens, full),
+        "full_best3_places_in_screen": kept_within,
+    }
 
+
+def against_table(scorer: Scorer, subnets: Subnets) -> dict[str, Any]:
+    """Kendall τ of the screen and of the full score against the table's stand-alone validation accuracy."""
     table = candidates(TABLE)
     for candidate in table:
         subnet = subnets(candidate["params"])
@@ -90,16 +109,6 @@ def measure(run_dir: Path, settings: OneShotConfig, fidelity: int, seed: int) ->
         for score in ("screen", "score")
     }
     return {
-        "supernet": str(run_dir),
-        "settings": settings.__dict__,
-        "screened": len(screened),
-        "draws": draws[0],
-        "screen_seconds": screen_seconds,
-        "final_seconds": final_seconds,
-        "fidelity_n": len(sample),
-        "tau_screen_full": tau(screens, full),
-        "full_best3_places_in_screen": kept_within,
-        "pick": ranked[0],
         "table_tau": rank,
         "table_n": {"all": len(table), "band": len(band)},
         "table": [{k: c[k] for k in ("index", "flops", "final_val", "screen", "score")} for c in table],
@@ -110,7 +119,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories holding supernet.pt")
     parser.add_argument("--candidates", type=int, default=OneShotConfig().candidates)
-    parser.add_argument("--fidelity", type=int, default=150, help="screened subnets also scored in full")
+    parser.add_argument("--fidelity", type=int, default=150, help="screened subnets also scored in full (0: none)")
+    parser.add_argument("--no-table", action="store_true", help="skip scoring the trained table")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -118,7 +128,7 @@ def main() -> None:
     settings = OneShotConfig(candidates=args.candidates)
     rows = []
     for run_dir in args.run_dirs:
-        row = measure(run_dir, settings, args.fidelity, args.seed)
+        row = measure(run_dir, settings, args.fidelity, args.seed, table=not args.no_table)
         rows.append(row)
         print(json.dumps({k: v for k, v in row.items() if k != "table"}), flush=True)
     if args.json:

@@ -1,9 +1,11 @@
 """The search end to end on tiny synthetic Fashion-MNIST files: budget, resume, crash, workers, faults.
 
 Searches run as `python -m sandbox search` in subprocesses (as a user runs them), on a few
-hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds. Most searches
-refused before any training run the same command in this process (`search_here`): a fresh
-interpreter would add seconds of imports to each and nothing to what they check.
+hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds. The searches
+whose tests check what a search decides (budget, failures, resuming, the reference) rather than how
+it runs as processes (crashes, kills, Ctrl-C, workers, two at once) run the same command in this
+process (`search_here`): a fresh interpreter would add seconds of imports to each and nothing to
+what they check.
 """
 
 from __future__ import annotations
@@ -168,12 +170,12 @@ def test_search_records_trials_and_writes_results(finished_run) -> None:
     assert 'id="trial-0"' in (root / "run" / "report.html").read_text()  # the search ends with its report
 
 
-def test_over_budget_proposals_are_never_trained(tmp_path: Path, data_dir: Path) -> None:
+def test_over_budget_proposals_are_never_trained(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
     # a budget between the smallest and the largest candidate: some of TPE's first (random) proposals
     # are over it, and stay trials, as a model-based sampler learns from them (random sampling makes
     # none: test_band.py)
     space = write_space(tmp_path, trials=8, sampler="tpe")
-    result = run_search(space, tmp_path / "run", data_dir, "--budget", "1M", *ONE_WORKER)
+    result = search_here(space, tmp_path / "run", data_dir, "--budget", "1M", *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     study = load(tmp_path / "run")
     over = [t for t in study.trials if t.user_attrs.get("over_budget")]
@@ -224,9 +226,9 @@ def test_a_space_with_no_valid_candidate_names_the_key_before_training(
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path) -> None:
+def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path, search_here: Search) -> None:
     first = {t.number: t.values for t in load(copied_run / "run").trials}
-    result = run_search(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6", *ONE_WORKER)
+    result = search_here(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6", *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     trials = load(copied_run / "run").trials
     assert len(counted(trials)) == 6
@@ -436,7 +438,9 @@ def test_bad_storage_url_is_one_line(tmp_path: Path, data_dir: Path, search_here
     assert not (tmp_path / "run" / "trials").exists()  # refused before any training
 
 
-def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, data_dir: Path) -> None:
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(
+    tmp_path: Path, data_dir: Path, search_here: Search
+) -> None:
     plugin = tmp_path / "flaky.py"
     plugin.write_text(
         "from torch import nn\nfrom sandbox import register_branch\n\n\n"
@@ -451,7 +455,7 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, 
     space["stages"][0]["modules"][0]["branches"][2] = {"type": "boom", "out": {"choice": [4, 8]}}
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump(space))
-    result = run_search(spec, tmp_path / "run", data_dir, *ONE_WORKER)
+    result = search_here(spec, tmp_path / "run", data_dir, *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     trials = load(tmp_path / "run").trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -459,9 +463,9 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, 
     assert any(t.state == TrialState.COMPLETE for t in trials)
 
 
-def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path) -> None:
+def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
     spec = write_space(tmp_path, objective=["accuracy", "flops"], sampler="nsga2", population=2)
-    result = run_search(spec, tmp_path / "run", data_dir, *ONE_WORKER)
+    result = search_here(spec, tmp_path / "run", data_dir, *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     assert "Pareto front" in result.stdout
     study = load(tmp_path / "run")
@@ -522,7 +526,7 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(
     space["search"].update(reference="reference.yaml", reference_seeds=2)
     spec.write_text(yaml.safe_dump(space))
 
-    first = run_search(spec, copied_run / "run", data_dir)
+    first = search_here(spec, copied_run / "run", data_dir)
     assert first.returncode == 0, first.stderr
     compare = copied_run / "run" / "compare"
     for seed in (0, 1):  # the best's recipe, each seed
@@ -542,7 +546,7 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(
     assert f"val {100 * val_gap:+.2f} points" in first.stdout
     assert "(means over 2 seeds)" in first.stdout
 
-    again = run_search(spec, copied_run / "run", data_dir)
+    again = search_here(spec, copied_run / "run", data_dir)
     assert again.returncode == 0, again.stderr
     assert first.stdout.count("for the comparison") == 3 and "for the comparison" not in again.stdout
     assert f"val {100 * val_gap:+.2f} points" in again.stdout

@@ -2,10 +2,10 @@
 
 Searches run as `python -m sandbox search` in subprocesses (as a user runs them), on a few
 hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds. The searches
-whose tests check what a search decides (budget, failures, resuming, the reference) rather than how
-it runs as processes (crashes, kills, Ctrl-C, workers, two at once) run the same command in this
-process (`search_here`): a fresh interpreter would add seconds of imports to each and nothing to
-what they check.
+whose tests check what a search decides (budget, failures, resuming, after a kill -9 too, the
+reference) rather than how it runs as processes (the kill itself, Ctrl-C, workers, two at once) run
+the same command in this process (`search_here`): a fresh interpreter would add seconds of imports
+to each and nothing to what they check.
 """
 
 from __future__ import annotations
@@ -247,7 +247,9 @@ def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_
     assert len(counted(load(copied_run / "run").trials)) == 4
 
 
-def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: Path, slow_data_dir: Path) -> None:
+def test_kill_9_mid_trial_then_rerun_loses_nothing(
+    copied_run: Path, data_dir: Path, slow_data_dir: Path, search_here: Search
+) -> None:
     spec, out = copied_run / "space.yaml", copied_run / "run"  # four finished trials
     process = subprocess.Popen(  # then a long trial (more data: the same recipe, slower), killed while it runs
         search_command(spec, out, slow_data_dir, "--trials", "20", *ONE_WORKER), stdout=subprocess.DEVNULL
@@ -262,7 +264,7 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: P
     running = [t.number for t in stored if t.state == TrialState.RUNNING]
     assert len(before) >= 4 and running
     # right after the kill; the retry takes the one place left (the failure, counted as finished, filled it)
-    result = run_search(spec, out, data_dir, "--trials", str(len(counted(stored))), *ONE_WORKER)  # the retry
+    result = search_here(spec, out, data_dir, "--trials", str(len(counted(stored))), *ONE_WORKER)  # the retry
     assert result.returncode == 0, result.stderr
     trials = load(out).trials
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]  # the retry was run

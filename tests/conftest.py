@@ -41,6 +41,19 @@ SMALL_SPEC: dict[str, Any] = {
 }
 
 
+@pytest.fixture(scope="session", autouse=True)
+def one_cpu_thread() -> Iterator[None]:
+    """One intra-op CPU thread for the whole run, as the sandbox trains and searches by default (and as
+    this process ran anyway from the first in-process search on, which sets it): on a busy 2-core
+    machine OpenMP's spinning threads made the model and export tests about twice as slow."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def small_spec() -> Callable[[], dict[str, Any]]:
     """A factory of fresh copies of a small valid 28x28 spec, so tests can mutate theirs freely."""

@@ -87,10 +87,29 @@ def test_strategies_are_compared_over_paired_seeds(table: Path, tmp_path: Path) 
     assert "gain over random" in done.stdout
 
 
+def compare_here(
+    table: Path, *flags: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> subprocess.CompletedProcess[str]:
+    """`compare` in this process, for flags refused before any work (a fresh interpreter would spend
+    seconds importing torch for an argparse error): the script's main with its argv, in bench/."""
+    import search_vs_random
+
+    command = [sys.executable, str(REPO / "bench" / "search_vs_random.py"), "--surrogate", str(table), *flags]
+    monkeypatch.setattr(sys, "argv", command[1:])
+    monkeypatch.chdir(REPO / "bench")
+    capsys.readouterr()  # drop anything printed before
+    with pytest.raises(SystemExit) as exit:
+        search_vs_random.main()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(command, exit.value.code, out, err)
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--seeds", "0"], "--seeds: a paired comparison needs at least 2 seeds"), (["--strategies", "x"], "unknown x")],
 )
-def test_bad_flags_exit_2_naming_the_flag(table: Path, flags: list[str], message: str) -> None:
-    done = compare(table, *flags)
+def test_bad_flags_exit_2_naming_the_flag(
+    table: Path, flags: list[str], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = compare_here(table, *flags, monkeypatch=monkeypatch, capsys=capsys)
     assert done.returncode == 2 and message in done.stderr

@@ -1,7 +1,11 @@
 """The search end to end on tiny synthetic Fashion-MNIST files: budget, resume, crash, workers, faults.
 
 Searches run as `python -m sandbox search` in subprocesses (as a user runs them), on a few
-hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds.
+hundred synthetic 28x28 images, one epoch per trial, so each study takes seconds. The searches
+whose tests check what a search decides (budget, failures, resuming, after a kill -9 too, the
+reference) rather than how it runs as processes (the kill itself, Ctrl-C, workers, two at once) run
+the same command in this process (`search_here`): a fresh interpreter would add seconds of imports
+to each and nothing to what they check.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +31,18 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sandbox.cli import main
 from sandbox.search.ceiling import counted
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.slow  # subprocess searches: `pytest -m "not slow"` leaves them out
+
+# Where the worker count is no part of what a test asserts: by default a search starts one worker per
+# core, and on a small machine the spawned ones spend seconds importing torch, mostly to find the
+# few one-epoch trials taken (and then make the trials' order depend on timing).
+ONE_WORKER = ("--workers", "1")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +65,7 @@ def finished_run(
 ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """One finished 4-trial search, shared by the tests that only read it or build on a copy."""
     root = tmp_path_factory.mktemp("finished")
-    result = run_search(write_space(root), root / "run", data_dir, "--budget", "50M")
+    result = run_search(write_space(root), root / "run", data_dir, "--budget", "50M", *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     return root, result
 
@@ -90,6 +102,31 @@ def run_search(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess
     return subprocess.run(
         search_command(spec, out, data_dir, *extra), capture_output=True, text=True, timeout=300, check=False
     )
+
+
+Search = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def search_here(capfd: pytest.CaptureFixture[str], isolated_registry: None) -> Search:
+    """`run_search` in this process: the command's `main`, as `python -m sandbox` calls it, with its
+    exit code, its output taken at the file descriptors, and the warnings it raises added to its
+    stderr as Python prints them (a warning is a line more on stderr in a fresh interpreter too)."""
+
+    def run(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        command = search_command(spec, out, data_dir, *extra)
+        capfd.readouterr()  # drop anything printed before
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            try:
+                code = main(command[3:])
+            except SystemExit as exit:  # argparse's errors
+                code = exit.code
+        stdout, stderr = capfd.readouterr()
+        stderr += "".join(warnings.formatwarning(w.message, w.category, w.filename, w.lineno) for w in caught)
+        return subprocess.CompletedProcess(command, code, stdout, stderr)
+
+    return run
 
 
 def load(out: Path, name: str = "tiny") -> optuna.Study:
@@ -133,11 +170,12 @@ def test_search_records_trials_and_writes_results(finished_run) -> None:
     assert 'id="trial-0"' in (root / "run" / "report.html").read_text()  # the search ends with its report
 
 
-def test_over_budget_proposals_are_never_trained(tmp_path: Path, data_dir: Path) -> None:
+def test_over_budget_proposals_are_never_trained(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
     # a budget between the smallest and the largest candidate: some of TPE's first (random) proposals
     # are over it, and stay trials, as a model-based sampler learns from them (random sampling makes
     # none: test_band.py)
-    result = run_search(write_space(tmp_path, trials=8, sampler="tpe"), tmp_path / "run", data_dir, "--budget", "1M")
+    space = write_space(tmp_path, trials=8, sampler="tpe")
+    result = search_here(space, tmp_path / "run", data_dir, "--budget", "1M", *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     study = load(tmp_path / "run")
     over = [t for t in study.trials if t.user_attrs.get("over_budget")]
@@ -165,50 +203,56 @@ def test_a_budget_nothing_meets_exits_before_training(tmp_path: Path, data_dir: 
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_a_first_rung_at_the_last_epoch_exits_before_training(tmp_path: Path, data_dir: Path) -> None:
+def test_a_first_rung_at_the_last_epoch_exits_before_training(
+    tmp_path: Path, data_dir: Path, search_here: Search
+) -> None:
     space = write_space(tmp_path, pruner="asha", first_rung=3)
-    result = run_search(space, tmp_path / "run", data_dir, "--epochs", "3")
+    result = search_here(space, tmp_path / "run", data_dir, "--epochs", "3")
     assert result.returncode == 2
     assert result.stderr.strip() == "error: search.first_rung: 3 leaves no rung before the last of 3 epochs per trial"
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_a_space_with_no_valid_candidate_names_the_key_before_training(tmp_path: Path, data_dir: Path) -> None:
+def test_a_space_with_no_valid_candidate_names_the_key_before_training(
+    tmp_path: Path, data_dir: Path, search_here: Search
+) -> None:
     space = tiny_space()
     space["defaults"] = {"norm": "batchnrm"}
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(space))
-    result = run_search(tmp_path / "space.yaml", tmp_path / "run", data_dir)
+    result = search_here(tmp_path / "space.yaml", tmp_path / "run", data_dir)
     assert result.returncode == 2
     assert result.stderr.startswith("error: defaults.norm: no candidate of this search space is a valid network")
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path) -> None:
+def test_rerun_resumes_and_keeps_finished_trials(copied_run: Path, data_dir: Path, search_here: Search) -> None:
     first = {t.number: t.values for t in load(copied_run / "run").trials}
-    result = run_search(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6")
+    result = search_here(copied_run / "space.yaml", copied_run / "run", data_dir, "--trials", "6", *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     trials = load(copied_run / "run").trials
     assert len(counted(trials)) == 6
     assert {t.number: t.values for t in trials if t.number in first} == first
 
 
-def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_dir: Path) -> None:
+def test_a_changed_space_is_refused_naming_the_dimension(copied_run: Path, data_dir: Path, search_here: Search) -> None:
     spec = copied_run / "space.yaml"
     space = yaml.safe_load(spec.read_text())
     space["stages"][0]["modules"][0]["branches"][1]["type"]["choice"].append("conv5x5")
     spec.write_text(yaml.safe_dump(space))
-    result = run_search(spec, copied_run / "run", data_dir, "--trials", "6")
+    result = search_here(spec, copied_run / "run", data_dir, "--trials", "6")
     assert result.returncode == 2
     assert result.stderr.startswith("error: stages[0].modules[0].branches[1].type: this search dimension changed")
     assert len(result.stderr.strip().splitlines()) == 1
     assert len(counted(load(copied_run / "run").trials)) == 4
 
 
-def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: Path, slow_data_dir: Path) -> None:
+def test_kill_9_mid_trial_then_rerun_loses_nothing(
+    copied_run: Path, data_dir: Path, slow_data_dir: Path, search_here: Search
+) -> None:
     spec, out = copied_run / "space.yaml", copied_run / "run"  # four finished trials
     process = subprocess.Popen(  # then a long trial (more data: the same recipe, slower), killed while it runs
-        search_command(spec, out, slow_data_dir, "--trials", "20"), stdout=subprocess.DEVNULL
+        search_command(spec, out, slow_data_dir, "--trials", "20", *ONE_WORKER), stdout=subprocess.DEVNULL
     )
     try:
         wait_until_training(out)
@@ -220,7 +264,7 @@ def test_kill_9_mid_trial_then_rerun_loses_nothing(copied_run: Path, data_dir: P
     running = [t.number for t in stored if t.state == TrialState.RUNNING]
     assert len(before) >= 4 and running
     # right after the kill; the retry takes the one place left (the failure, counted as finished, filled it)
-    result = run_search(spec, out, data_dir, "--trials", str(len(counted(stored))))  # the retry takes its place
+    result = search_here(spec, out, data_dir, "--trials", str(len(counted(stored))), *ONE_WORKER)  # the retry
     assert result.returncode == 0, result.stderr
     trials = load(out).trials
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]  # the retry was run
@@ -251,14 +295,16 @@ def wait_until_training(out: Path, timeout: float = 120) -> int:
     raise AssertionError("no trial started training")
 
 
-def test_a_rerun_beside_an_empty_study_db_is_refused_and_overwrites_nothing(copied_run: Path, data_dir: Path) -> None:
+def test_a_rerun_beside_an_empty_study_db_is_refused_and_overwrites_nothing(
+    copied_run: Path, data_dir: Path, search_here: Search
+) -> None:
     out = copied_run / "run"
     best, trained = (out / "best.yaml").read_text(), sorted((out / "trials").iterdir())
     assert trained
     for file in out.glob("study.db*"):
         file.unlink()
     (out / "study.db").write_bytes(b"")  # a full disk, a bad copy
-    result = run_search(copied_run / "space.yaml", out, data_dir)
+    result = search_here(copied_run / "space.yaml", out, data_dir)
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: {out} holds the results of a search (trials, best, best.yaml")
     assert "study.db is empty (0 bytes)" in result.stderr and len(result.stderr.strip().splitlines()) == 1
@@ -267,8 +313,9 @@ def test_a_rerun_beside_an_empty_study_db_is_refused_and_overwrites_nothing(copi
 
 
 def test_two_processes_on_one_sqlite_study_share_the_ceiling_and_draw_apart(tmp_path: Path, data_dir: Path) -> None:
-    # as the README's two-machine example runs them: the same command, the same --seed, at once
-    command = search_command(write_space(tmp_path, trials=4), tmp_path / "run", data_dir, "--epochs", "2")
+    # as the docs' two-machine example runs them: the same command, the same --seed, at once; one worker
+    # each, so that the two workers asserted on are the two processes
+    command = search_command(write_space(tmp_path, trials=4), tmp_path / "run", data_dir, "--epochs", "2", *ONE_WORKER)
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
@@ -385,15 +432,17 @@ def test_workers_share_a_postgresql_database(tmp_path: Path, data_dir: Path) -> 
         ("sqlite:///:memory:", "error: the study storage sqlite:///:memory: is an in-memory database"),
     ],
 )
-def test_bad_storage_url_is_one_line(tmp_path: Path, data_dir: Path, url: str, says: str) -> None:
-    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--storage", url)
+def test_bad_storage_url_is_one_line(tmp_path: Path, data_dir: Path, search_here: Search, url: str, says: str) -> None:
+    result = search_here(write_space(tmp_path), tmp_path / "run", data_dir, "--storage", url)
     assert result.returncode == 2
     assert result.stderr.startswith(says)
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run" / "trials").exists()  # refused before any training
 
 
-def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, data_dir: Path) -> None:
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(
+    tmp_path: Path, data_dir: Path, search_here: Search
+) -> None:
     plugin = tmp_path / "flaky.py"
     plugin.write_text(
         "from torch import nn\nfrom sandbox import register_branch\n\n\n"
@@ -408,7 +457,7 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, 
     space["stages"][0]["modules"][0]["branches"][2] = {"type": "boom", "out": {"choice": [4, 8]}}
     spec = tmp_path / "space.yaml"
     spec.write_text(yaml.safe_dump(space))
-    result = run_search(spec, tmp_path / "run", data_dir)
+    result = search_here(spec, tmp_path / "run", data_dir, *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     trials = load(tmp_path / "run").trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
@@ -416,9 +465,9 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(tmp_path: Path, 
     assert any(t.state == TrialState.COMPLETE for t in trials)
 
 
-def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path) -> None:
+def test_multi_objective_reports_the_pareto_front(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
     spec = write_space(tmp_path, objective=["accuracy", "flops"], sampler="nsga2", population=2)
-    result = run_search(spec, tmp_path / "run", data_dir)
+    result = search_here(spec, tmp_path / "run", data_dir, *ONE_WORKER)
     assert result.returncode == 0, result.stderr
     assert "Pareto front" in result.stdout
     study = load(tmp_path / "run")
@@ -466,7 +515,9 @@ def test_report_writes_plots(finished_run, cli) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(copied_run: Path, data_dir: Path) -> None:
+def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(
+    copied_run: Path, data_dir: Path, search_here: Search
+) -> None:
     reference = tiny_space()
     reference.update(name="ref", stem={"type": "conv3x3", "out": 8}, train={"epochs": 3, "batch_size": 32})
     reference["stages"][0]["modules"][0]["branches"] = [{"type": "conv1x1", "out": 8}]
@@ -477,7 +528,7 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(co
     space["search"].update(reference="reference.yaml", reference_seeds=2)
     spec.write_text(yaml.safe_dump(space))
 
-    first = run_search(spec, copied_run / "run", data_dir)
+    first = search_here(spec, copied_run / "run", data_dir)
     assert first.returncode == 0, first.stderr
     compare = copied_run / "run" / "compare"
     for seed in (0, 1):  # the best's recipe, each seed
@@ -497,27 +548,27 @@ def test_the_reference_and_the_best_train_alike_with_each_seed_and_are_reused(co
     assert f"val {100 * val_gap:+.2f} points" in first.stdout
     assert "(means over 2 seeds)" in first.stdout
 
-    again = run_search(spec, copied_run / "run", data_dir)
+    again = search_here(spec, copied_run / "run", data_dir)
     assert again.returncode == 0, again.stderr
     assert first.stdout.count("for the comparison") == 3 and "for the comparison" not in again.stdout
     assert f"val {100 * val_gap:+.2f} points" in again.stdout
 
     # another seed is another recipe: the study's trials trained with seed 0, so it is refused
-    shifted = run_search(spec, copied_run / "run", data_dir, "--seed", "5", "--reference-seeds", "1")
+    shifted = search_here(spec, copied_run / "run", data_dir, "--seed", "5", "--reference-seeds", "1")
     assert shifted.returncode == 2
     assert shifted.stderr.startswith("error: seed (--seed or search.seed): the training recipe changed")
     assert not (compare / "best-seed-5").exists()
 
 
-def test_reference_seeds_without_a_reference_is_refused(tmp_path: Path, data_dir: Path) -> None:
-    result = run_search(write_space(tmp_path), tmp_path / "run", data_dir, "--reference-seeds", "3")
+def test_reference_seeds_without_a_reference_is_refused(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
+    result = search_here(write_space(tmp_path), tmp_path / "run", data_dir, "--reference-seeds", "3")
     assert result.returncode == 2
     assert result.stderr.startswith("error: --reference-seeds: needs search.reference")
     assert not (tmp_path / "run" / "study.db").exists()
 
 
-def test_a_missing_reference_is_refused_before_training(tmp_path: Path, data_dir: Path) -> None:
-    result = run_search(write_space(tmp_path, reference="nowhere.yaml"), tmp_path / "run", data_dir)
+def test_a_missing_reference_is_refused_before_training(tmp_path: Path, data_dir: Path, search_here: Search) -> None:
+    result = search_here(write_space(tmp_path, reference="nowhere.yaml"), tmp_path / "run", data_dir)
     assert result.returncode == 2
     assert result.stderr.startswith("error: search.reference: no such spec file")
     assert len(result.stderr.strip().splitlines()) == 1

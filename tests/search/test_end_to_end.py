@@ -105,6 +105,7 @@ def run_search(spec: Path, out: Path, data_dir: Path, *extra: str) -> subprocess
 
 
 Search = Callable[..., "subprocess.CompletedProcess[str]"]
+HIDDEN_WARNINGS = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning)
 
 
 @pytest.fixture
@@ -118,6 +119,8 @@ def search_here(capfd: pytest.CaptureFixture[str], isolated_registry: None) -> S
         capfd.readouterr()  # drop anything printed before
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("default")
+            for hidden in HIDDEN_WARNINGS:  # as a fresh interpreter's default filters hide them
+                warnings.simplefilter("ignore", hidden)
             try:
                 code = main(command[3:])
             except SystemExit as exit:  # argparse's errors

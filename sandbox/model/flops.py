@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sandbox.model.blocks import Stage
 from sandbox.model.builder import Head, InceptionNet, MetaNorms, Shape, _inception, _make, build
 from sandbox.spec.load import Spec, load_spec
-from sandbox.spec.schema import Call, ModuleSpec, branch_label
+from sandbox.spec.schema import Call, branch_label
 
 FLOPS_CONVENTION = (
     "FLOPs: forward, per image at the spec's input size, 2 per multiply-add "
@@ -129,22 +129,14 @@ def _parts(spec: Spec) -> Iterator[tuple[str, Make]]:
     def call_key(call: Call) -> str:
         return f"{call.plugin.kind}:{call.plugin.name}:{json.dumps(call.params, sort_keys=True, default=str)}"
 
-    yield call_key(spec.stem), functools.partial(_call_part, spec.stem, "stem")
+    yield call_key(spec.stem), functools.partial(_make, spec.stem, what="stem")
     for stage in spec.stages:
         if stage.downsample is not None:
-            yield call_key(stage.downsample), functools.partial(_call_part, stage.downsample, "downsample")
+            yield call_key(stage.downsample), functools.partial(_make, stage.downsample, what="downsample")
         for module in stage.modules:
             branches = [call_key(b) if isinstance(b, Call) else repr(b) for b in module.branches]
             settings = (module.stride, module.padding, module.combine, module.scale, module.act)
-            yield f"module:{branches}:{settings}", functools.partial(_module_part, module)
-
-
-def _call_part(call: Call, what: str, shape: Shape) -> tuple[nn.Module, Shape]:
-    return _make(call, shape, what)
-
-
-def _module_part(module: ModuleSpec, shape: Shape) -> tuple[nn.Module, Shape]:
-    return _inception(module, shape)
+            yield f"module:{branches}:{settings}", functools.partial(_inception, module)
 
 
 @functools.cache

@@ -12,10 +12,13 @@ before it writes anything (a resume with another recipe) leaves the directory as
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -89,6 +92,34 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise SandboxError(f"cannot write {path}: {err.strerror or describe(err)}") from err
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def replace_directory(source: Path, path: Path) -> None:
+    """Copy the directory `source` to `path`, replacing what is there; a reader sees the old copy, the new,
+    or for a moment none, never a mix.
+
+    Processes doing it at once (searches sharing a run directory report together) each stage and
+    set aside under names of their own, and a rename that finds another's copy in place sets that
+    one aside and tries again."""
+    staging = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    aside = path.with_name(f".{path.name}.{os.getpid()}.old")
+    try:
+        shutil.rmtree(staging, ignore_errors=True)  # a crashed copy's leftovers
+        shutil.copytree(source, staging)
+        while True:
+            try:
+                os.rename(staging, path)
+                break
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            with contextlib.suppress(FileNotFoundError):  # another process set it aside first
+                os.rename(path, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+    except OSError as err:
+        raise SandboxError(f"cannot write {path}: {err.strerror or describe(err)}") from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def concrete_raw(spec: Spec, plugin_files: Sequence[str | Path] = ()) -> dict[str, Any]:

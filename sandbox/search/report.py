@@ -19,6 +19,7 @@ import json
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState, create_trial
 from optuna.visualization import matplotlib as optuna_plots
 
+from sandbox.runs import atomic_write
 from sandbox.search import plots
 from sandbox.search.html import Figures, page
 from sandbox.search.record import SPEC
@@ -170,8 +172,9 @@ def _draw_all(study: optuna.Study, out_dir: Path, run_dir: Path | None) -> dict[
             continue
         buffer = io.BytesIO()
         figure.savefig(buffer, format="png", dpi=110)
-        (out_dir / name).write_bytes(buffer.getvalue())
-        drawn[name] = (buffer.getvalue(), "")
+        png = buffer.getvalue()
+        atomic_write(out_dir / name, partial(Path.write_bytes, data=png))
+        drawn[name] = (png, "")
     plt.close("all")
     return drawn
 
@@ -260,7 +263,5 @@ def write_report(study: optuna.Study, run_dir: Path) -> dict[str, str]:
         names=names,
         architecture=_architecture(best[0], run_dir) if best else "",
     )
-    temp = run_dir / f"{REPORT_FILE}.tmp"
-    temp.write_text(html)
-    temp.replace(run_dir / REPORT_FILE)
+    atomic_write(run_dir / REPORT_FILE, lambda temporary: temporary.write_text(html))
     return {**{name: why for name, (_, why) in drawn.items()}, REPORT_FILE: ""}

@@ -11,9 +11,7 @@ test at `sandbox.paired.LEVEL` (`versus_best`).
 from __future__ import annotations
 
 import csv
-import os
 import re
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sandbox.paired import LEVEL, Paired, compare, unpack
+from sandbox.runs import atomic_write, replace_directory
 from sandbox.search.record import (
     CORRECT_VAL,
     DRAWS,
@@ -172,12 +171,14 @@ def rows(trials: Sequence[FrozenTrial]) -> list[tuple[FrozenTrial, dict[str, Any
 def write_leaderboard(trials: Sequence[FrozenTrial], path: Path) -> None:
     """All trials as CSV, results first by rank, then the rest by number, a column per searched choice
     (its YAML path) in network order (atomic write)."""
-    temp = path.with_suffix(".csv.tmp")
-    with temp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *choices(trials)])
-        writer.writeheader()
-        writer.writerows(r for _, r in rows(trials))
-    os.replace(temp, path)
+
+    def write(temporary: Path) -> None:
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[*COLUMNS, *choices(trials)])
+            writer.writeheader()
+            writer.writerows(r for _, r in rows(trials))
+
+    atomic_write(path, write)
 
 
 TIE_RULE = (
@@ -231,16 +232,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def export_best(trial: FrozenTrial, run_dir: Path) -> None:
     """`best.yaml` and `best/` (a copy of the trial's run directory), each replaced atomically."""
-    (run_dir / "best.yaml.tmp").write_text(trial.user_attrs[SPEC])
-    os.replace(run_dir / "best.yaml.tmp", run_dir / "best.yaml")
+    atomic_write(run_dir / "best.yaml", lambda temporary: temporary.write_text(trial.user_attrs[SPEC]))
     source = Path(trial.user_attrs.get(RUN_DIR, ""))
-    if not (source / "metrics.json").is_file():
-        return  # trained by a worker on another machine: its weights live there
-    staging = run_dir / "best.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
-    old = run_dir / "best.old"
-    if (run_dir / "best").exists():
-        os.replace(run_dir / "best", old)
-    os.replace(staging, run_dir / "best")
-    shutil.rmtree(old, ignore_errors=True)
+    if (source / "metrics.json").is_file():  # else trained by a worker on another machine: its weights live there
+        replace_directory(source, run_dir / "best")

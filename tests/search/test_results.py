@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState, create_trial
 
 from sandbox.paired import pack
-from sandbox.search.results import choices, format_leaderboard, is_result, rows, write_leaderboard
+from sandbox.search.results import choices, export_best, format_leaderboard, is_result, rows, write_leaderboard
 
 DISTRIBUTIONS = {
     "head.dropout": CategoricalDistribution((0.0, 0.2)),
@@ -83,3 +84,42 @@ def test_the_printed_leaderboard_is_in_percent_and_states_the_test() -> None:
     printed = format_leaderboard(make_study().trials)
     assert "90.00%" in printed and "0.9000" not in printed
     assert "McNemar" in printed and "5%" in printed
+
+
+def _export_repeatedly(trained: Path, run_dir: Path, times: int, barrier: Any, errors: Any) -> None:
+    """Write the best trial's files into `run_dir` `times` times, starting with the other processes."""
+    study = make_study()
+    add(study, 0.95, correct_val=right(380), spec="the spec", run_dir=str(trained))
+    trial = study.trials[-1]
+    barrier.wait()
+    for _ in range(times):
+        try:
+            export_best(trial, run_dir)
+            write_leaderboard(study.trials, run_dir / "leaderboard.csv")
+        except Exception as err:
+            errors.put(repr(err))
+            return
+
+
+def test_searches_sharing_a_run_directory_write_its_best_and_leaderboard_at_once(tmp_path: Path) -> None:
+    # two commands on one machine given the same --out and --storage finish (and report) together
+    trained = tmp_path / "trials" / "0"
+    (trained / "nested").mkdir(parents=True)
+    (trained / "metrics.json").write_text("{}")
+    (trained / "nested" / "weights.pt").write_bytes(b"w" * 100_000)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    context = multiprocessing.get_context("spawn")
+    barrier, errors = context.Barrier(3), context.Queue()
+    writers = [
+        context.Process(target=_export_repeatedly, args=(trained, run_dir, 30, barrier, errors)) for _ in range(3)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(timeout=120)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0]
+    assert errors.empty(), errors.get()
+    assert (run_dir / "best" / "nested" / "weights.pt").stat().st_size == 100_000
+    assert (run_dir / "best.yaml").read_text() == "the spec"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "best.yaml", "leaderboard.csv"]  # nothing left behind

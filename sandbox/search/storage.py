@@ -129,7 +129,7 @@ def _open_storage_once(url: str) -> optuna.storages.RDBStorage:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path) as db:  # WAL lets readers and a writer work at once
+        with contextlib.closing(sqlite3.connect(path)) as db:  # WAL lets readers and a writer work at once
             db.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": 120}}
     with warnings.catch_warnings():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import multiprocessing
 import os
 import shlex
 import shutil
@@ -33,6 +32,7 @@ from optuna.trial import TrialState
 
 from sandbox.cli import main
 from sandbox.search.ceiling import counted
+from tests.at_once import at_once
 from tests.idx import write_fashion_mnist
 from tests.search.spaces import tiny_space
 
@@ -395,16 +395,8 @@ def _open_each_at_once(urls: list[str], barrier: Any, errors: Any) -> None:
 
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
     # workers started together, a second machine, or a reader polling a starting search
-    context = multiprocessing.get_context("spawn")
     urls = [f"sqlite:///{tmp_path / f'study-{i}.db'}" for i in range(8)]
-    barrier, errors = context.Barrier(3), context.Queue()
-    openers = [context.Process(target=_open_each_at_once, args=(urls, barrier, errors)) for _ in range(3)]
-    for opener in openers:
-        opener.start()
-    for opener in openers:
-        opener.join(timeout=120)
-    assert [opener.exitcode for opener in openers] == [0, 0, 0]
-    assert errors.empty(), errors.get()
+    assert at_once(_open_each_at_once, urls) == []
 
 
 def test_workers_share_a_postgresql_database(tmp_path: Path, data_dir: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from optuna.trial import TrialState, create_trial
 
 from sandbox.paired import pack
 from sandbox.search.results import choices, export_best, format_leaderboard, is_result, rows, write_leaderboard
+from tests.at_once import at_once
 
 DISTRIBUTIONS = {
     "head.dropout": CategoricalDistribution((0.0, 0.2)),
@@ -109,17 +109,7 @@ def test_searches_sharing_a_run_directory_write_its_best_and_leaderboard_at_once
     (trained / "nested" / "weights.pt").write_bytes(b"w" * 100_000)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    context = multiprocessing.get_context("spawn")
-    barrier, errors = context.Barrier(3), context.Queue()
-    writers = [
-        context.Process(target=_export_repeatedly, args=(trained, run_dir, 30, barrier, errors)) for _ in range(3)
-    ]
-    for writer in writers:
-        writer.start()
-    for writer in writers:
-        writer.join(timeout=120)
-    assert [writer.exitcode for writer in writers] == [0, 0, 0]
-    assert errors.empty(), errors.get()
+    assert at_once(_export_repeatedly, trained, run_dir, 30) == []
     assert (run_dir / "best" / "nested" / "weights.pt").stat().st_size == 100_000
     assert (run_dir / "best.yaml").read_text() == "the spec"
     assert sorted(p.name for p in run_dir.iterdir()) == ["best", "best.yaml", "leaderboard.csv"]  # nothing left behind

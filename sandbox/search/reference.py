@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial
 
 from sandbox.errors import SandboxError, SpecError
 from sandbox.paired import Paired, compare, unpack
-from sandbox.runs import METRICS_FILE, SPEC_FILE, concrete_raw, read_metrics
+from sandbox.runs import METRICS_FILE, SPEC_FILE, atomic_write, concrete_raw, read_metrics
 from sandbox.search.record import EPOCHS_TRAINED, FLOPS, SEED, SPEC, TEST_ACCURACY, correct
 from sandbox.spec.load import Spec, load_spec, read_yaml, validate
 from sandbox.spec.primitives import primitives
@@ -171,7 +171,7 @@ def write_comparison(best: Measured, reference: Measured, run_dir: Path) -> None
     differences = {split: paired(best, reference, split) for split in ("val", "test")}
     found = {split: asdict(p) for split, p in differences.items() if p is not None}
     document = {"best": asdict(best), "reference": asdict(reference), "paired": found}
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(document, indent=2) + "\n"))
 
 
 def format_comparison(best: Measured, reference: Measured, path: Path) -> str:

@@ -19,6 +19,7 @@ import torch
 
 from sandbox.errors import SandboxError
 from sandbox.model.flops import PartCounts
+from sandbox.runs import atomic_write
 from sandbox.search.ceiling import DRAWS_PER_TRIAL  # the same cap on draws as the default search
 from sandbox.search.oneshot.explore import Candidate, explore
 from sandbox.search.oneshot.score import Scorer
@@ -90,7 +91,7 @@ def pick(search: SearchRun, settings: OneShotConfig, say: Callable[[str], None])
     record = {"train_seconds": trained["seconds"], "score_seconds": seconds, "screen_seconds": screen_seconds,
               "screen_images": len(scorer.screen_split), "history": trained["history"], "seed": config.seed,
               "scored": ranked}  # fmt: skip
-    (search.run_dir / RESULTS).write_text(json.dumps(record, indent=1))
+    atomic_write(search.run_dir / RESULTS, lambda temporary: temporary.write_text(json.dumps(record, indent=1)))
     return [c["params"] for c in ranked[: settings.top_k]]
 
 

@@ -13,6 +13,8 @@ rank is measured in bench/README.md ("Weight-sharing search").
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import Tensor, nn
 
@@ -65,8 +67,9 @@ def _sample(split: Split, images: int, seed: int) -> Split:
     if images >= len(split):
         return split
     index = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:images].sort().values
-    return Split(split.images[index.to(split.images.device)], split.labels[index.to(split.labels.device)],
-                 split.device, split.resident)  # fmt: skip
+    return replace(
+        split, images=split.images[index.to(split.images.device)], labels=split.labels[index.to(split.labels.device)]
+    )
 
 
 def calibration_batches(data: Data, batches: int, batch: int, seed: int, *, channels_last: bool) -> list[Tensor]:
